@@ -38,3 +38,39 @@ pub const PCI_CONFIG_ADDRESS: u16 = 0xcf8;
 pub const PCI_CONFIG_DATA: u16 = 0xcfc;
 /// First GSI handed to PCI INTx lines and other dynamic users (16..24 on the IOAPIC).
 pub const FIRST_PCI_GSI: u32 = 16;
+
+/// Number of GSIs shared by PCI INTx lines (16..24).
+pub const PCI_INTX_GSIS: u32 = 8;
+
+/// The GSI that INTx `pin` (0 = INTA .. 3 = INTD) of a device in `slot` on the root bus raises.
+///
+/// The usual swizzle, so that the functions of neighbouring slots spread over the lines. The
+/// DSDT's `_PRT` and the PCI devices both use this function, so they cannot disagree.
+pub fn pci_intx_gsi(slot: u8, pin: u8) -> u32 {
+    FIRST_PCI_GSI + (u32::from(slot) + u32::from(pin & 3)) % PCI_INTX_GSIS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intx_lines_stay_on_the_ioapic_and_swizzle() {
+        for slot in 0..32u8 {
+            for pin in 0..4u8 {
+                let gsi = pci_intx_gsi(slot, pin);
+                assert!((FIRST_PCI_GSI..FIRST_PCI_GSI + PCI_INTX_GSIS).contains(&gsi));
+            }
+        }
+        assert_eq!(pci_intx_gsi(1, 0), 17);
+        assert_eq!(pci_intx_gsi(1, 1), 18);
+        assert_eq!(pci_intx_gsi(7, 1), 16);
+    }
+
+    #[test]
+    fn acpi_block_registers_fit_in_the_block() {
+        for port in [ACPI_PM1A_EVT, ACPI_PM1A_CNT, ACPI_PM_TMR, ACPI_RESET] {
+            assert!(port >= ACPI_PM_BASE && port < ACPI_PM_BASE + ACPI_PM_LEN);
+        }
+    }
+}
