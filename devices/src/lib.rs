@@ -3,4 +3,5 @@
 
 #![deny(clippy::indexing_slicing)]
 
+pub mod legacy;
 pub mod virtio;
