@@ -17,8 +17,19 @@ fn help_explains_every_flag_with_an_example() {
     let r = iovmm(&["--help"]);
     assert_eq!(r.status, Some(0), "{}", r.transcript());
     for flag in [
-        "--kernel", "--initrd", "--cmdline", "--memory", "--cpus", "--serial", "--console",
-        "--disk", "--rng", "--iommu", "--timeout", "--cpu", "--log-level",
+        "--kernel",
+        "--initrd",
+        "--cmdline",
+        "--memory",
+        "--cpus",
+        "--serial",
+        "--console",
+        "--disk",
+        "--rng",
+        "--iommu",
+        "--timeout",
+        "--cpu",
+        "--log-level",
     ] {
         assert!(r.stdout.contains(flag), "--help does not mention {flag}");
     }
@@ -33,7 +44,10 @@ fn bad_values_name_the_flag_and_exit_2() {
         (&["--kernel", "/x", "--cpus", "0"], "--cpus"),
         (&["--kernel", "/x", "--serial", "tty"], "--serial"),
         (&["--kernel", "/x", "--disk", "readonly=on"], "--disk"),
-        (&["--kernel", "/x", "--iommu", "intel,aw-bits=57"], "--iommu"),
+        (
+            &["--kernel", "/x", "--iommu", "intel,aw-bits=57"],
+            "--iommu",
+        ),
         (&["--kernel", "/x", "--timeout", "-3"], "--timeout"),
         (&["--kernel", "/nonexistent/vmlinux"], "--kernel"),
         (&[], "--kernel"),
@@ -41,8 +55,16 @@ fn bad_values_name_the_flag_and_exit_2() {
     for (args, flag) in cases {
         let r = iovmm(args);
         assert_eq!(r.status, Some(2), "{args:?}: {}", r.transcript());
-        assert!(r.stderr.contains(flag), "{args:?} should name {flag}: {}", r.stderr);
-        assert!(r.stdout.is_empty(), "{args:?} printed to stdout: {}", r.stdout);
+        assert!(
+            r.stderr.contains(flag),
+            "{args:?} should name {flag}: {}",
+            r.stderr
+        );
+        assert!(
+            r.stdout.is_empty(),
+            "{args:?} printed to stdout: {}",
+            r.stdout
+        );
     }
 }
 

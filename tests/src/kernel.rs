@@ -11,6 +11,8 @@ pub struct KernelArtifacts {
     pub vmlinux: PathBuf,
     /// The same kernel as a bzImage (xz payload).
     pub bzimage: PathBuf,
+    /// The uncompressed test initramfs (`/dev/console` and the tiny `/init`).
+    pub initramfs: PathBuf,
 }
 
 fn cache_root() -> PathBuf {
@@ -28,8 +30,9 @@ pub fn kernel_artifacts() -> Option<KernelArtifacts> {
     let found = KernelArtifacts {
         vmlinux: dir.join("vmlinux"),
         bzimage: dir.join("bzImage"),
+        initramfs: dir.join("initramfs.cpio"),
     };
-    if found.vmlinux.is_file() && found.bzimage.is_file() {
+    if found.vmlinux.is_file() && found.bzimage.is_file() && found.initramfs.is_file() {
         return Some(found);
     }
     let hint = "build it with tests/scripts/build-kernel.sh";
@@ -101,7 +104,10 @@ pub fn superblock_mounts(image: &Path) -> Result<(u16, u32), String> {
         .map_err(|e| format!("{}: {e}", image.display()))?;
     let magic = u16::from_le_bytes([sb[56], sb[57]]);
     if magic != 0xef53 {
-        return Err(format!("{}: not ext2/3/4 (magic {magic:#x})", image.display()));
+        return Err(format!(
+            "{}: not ext2/3/4 (magic {magic:#x})",
+            image.display()
+        ));
     }
     let mnt_count = u16::from_le_bytes([sb[52], sb[53]]);
     let mtime = u32::from_le_bytes([sb[44], sb[45], sb[46], sb[47]]);

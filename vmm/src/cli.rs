@@ -153,7 +153,9 @@ pub enum BootEntryChoice {
 
 /// Parses `512M`, `2G`, `65536K` or `512` (MiB).
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let hint = || format!("'{s}' is not a size: use a number with an optional K, M or G suffix, e.g. 512M");
+    let hint = || {
+        format!("'{s}' is not a size: use a number with an optional K, M or G suffix, e.g. 512M")
+    };
     let t = s.trim();
     let (digits, shift) = match t.char_indices().last() {
         Some((i, 'K' | 'k')) => (&t[..i], 10),
@@ -169,21 +171,27 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 fn parse_cpus(s: &str) -> Result<u8, String> {
     match s.parse::<u8>() {
         Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!("'{s}' is not a vCPU count: use a number from 1 to 255, e.g. --cpus 2")),
+        _ => Err(format!(
+            "'{s}' is not a vCPU count: use a number from 1 to 255, e.g. --cpus 2"
+        )),
     }
 }
 
 fn parse_log_level(s: &str) -> Result<log::LevelFilter, String> {
     match s.parse::<log::LevelFilter>() {
         Ok(l) if l != log::LevelFilter::Off => Ok(l),
-        _ => Err(format!("'{s}' is not a log level: use error, warn, info, debug or trace")),
+        _ => Err(format!(
+            "'{s}' is not a log level: use error, warn, info, debug or trace"
+        )),
     }
 }
 
 fn parse_timeout(s: &str) -> Result<u64, String> {
     match s.parse::<u64>() {
         Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!("'{s}' is not a timeout: use whole seconds, at least 1, e.g. --timeout 600")),
+        _ => Err(format!(
+            "'{s}' is not a timeout: use whole seconds, at least 1, e.g. --timeout 600"
+        )),
     }
 }
 
@@ -193,7 +201,9 @@ fn parse_output(s: &str) -> Result<Output, String> {
         "off" => Ok(Output::Off),
         _ => match s.strip_prefix("file=") {
             Some(p) if !p.is_empty() => Ok(Output::File(PathBuf::from(p))),
-            _ => Err(format!("'{s}' is not an output: use stdio, off or file=PATH, e.g. file=console.log")),
+            _ => Err(format!(
+                "'{s}' is not an output: use stdio, off or file=PATH, e.g. file=console.log"
+            )),
         },
     }
 }
@@ -220,7 +230,8 @@ fn parse_disk(s: &str) -> Result<DiskSpec, String> {
             }
         }
     }
-    let path = path.ok_or_else(|| format!("'{s}' names no file: use path=FILE, e.g. path=root.ext4"))?;
+    let path =
+        path.ok_or_else(|| format!("'{s}' names no file: use path=FILE, e.g. path=root.ext4"))?;
     Ok(DiskSpec { path, readonly })
 }
 
@@ -246,7 +257,9 @@ fn parse_iommu(s: &str) -> Result<IommuSpec, String> {
             Some(("aw-bits", "39")) => spec.aw_bits = 39,
             Some(("aw-bits", "48")) => spec.aw_bits = 48,
             Some(("aw-bits", v)) => {
-                return Err(format!("'aw-bits={v}': VT-d supports aw-bits=39 or aw-bits=48"));
+                return Err(format!(
+                    "'aw-bits={v}': VT-d supports aw-bits=39 or aw-bits=48"
+                ));
             }
             Some(("caching-mode", v)) => spec.caching_mode = parse_on_off("caching-mode", v)?,
             Some(("pt", v)) => spec.pass_through = parse_on_off("pt", v)?,
@@ -300,9 +313,15 @@ mod tests {
     #[test]
     fn iommu_options() {
         let s = parse_iommu("intel").unwrap();
-        assert_eq!((s.aw_bits, s.caching_mode, s.pass_through), (48, false, true));
+        assert_eq!(
+            (s.aw_bits, s.caching_mode, s.pass_through),
+            (48, false, true)
+        );
         let s = parse_iommu("intel,aw-bits=39,caching-mode=on,pt=off").unwrap();
-        assert_eq!((s.aw_bits, s.caching_mode, s.pass_through), (39, true, false));
+        assert_eq!(
+            (s.aw_bits, s.caching_mode, s.pass_through),
+            (39, true, false)
+        );
         assert!(parse_iommu("intel,aw-bits=57").unwrap_err().contains("39"));
         assert!(parse_iommu("amd").unwrap_err().contains("not implemented"));
         assert!(parse_iommu("virtio").is_err());
@@ -312,8 +331,21 @@ mod tests {
     #[test]
     fn the_whole_command_line_parses() {
         let cli = Cli::try_parse_from([
-            "iovmm", "--kernel", "k", "--memory", "1G", "--cpus", "2", "--disk", "path=a",
-            "--disk", "path=b,readonly=on", "--console", "--rng", "--timeout", "5",
+            "iovmm",
+            "--kernel",
+            "k",
+            "--memory",
+            "1G",
+            "--cpus",
+            "2",
+            "--disk",
+            "path=a",
+            "--disk",
+            "path=b,readonly=on",
+            "--console",
+            "--rng",
+            "--timeout",
+            "5",
         ])
         .unwrap();
         assert_eq!(cli.memory, 1 << 30);

@@ -69,9 +69,9 @@ pub struct VmConfig {
 
 fn readable_file(flag: &str, path: &Path) -> Result<(), UsageError> {
     match std::fs::metadata(path) {
-        Ok(m) if m.is_file() => File::open(path).map(drop).or_else(|e| {
-            usage(format!("{flag} {}: cannot read it: {e}", path.display()))
-        }),
+        Ok(m) if m.is_file() => File::open(path)
+            .map(drop)
+            .or_else(|e| usage(format!("{flag} {}: cannot read it: {e}", path.display()))),
         Ok(_) => usage(format!("{flag} {}: not a regular file", path.display())),
         Err(e) => usage(format!(
             "{flag} {}: {e}; give the path of an existing file",
@@ -135,11 +135,18 @@ impl VmConfig {
         if cli.memory % (1 << 20) != 0 {
             return usage("--memory: give a whole number of MiB, e.g. --memory 512M");
         }
-        let disks = cli.disk.iter().map(open_disk).collect::<Result<Vec<_>, _>>()?;
+        let disks = cli
+            .disk
+            .iter()
+            .map(open_disk)
+            .collect::<Result<Vec<_>, _>>()?;
         if disks.len() > 16 {
             return usage("--disk: at most 16 disks are supported");
         }
-        for (flag, out) in [("--serial", Some(&cli.serial)), ("--console", cli.console.as_ref())] {
+        for (flag, out) in [
+            ("--serial", Some(&cli.serial)),
+            ("--console", cli.console.as_ref()),
+        ] {
             if let Some(Output::File(p)) = out
                 && let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty())
                 && !dir.is_dir()
@@ -206,10 +213,28 @@ mod tests {
     fn memory_bounds() {
         let k = tmpfile("k1", 4096);
         let k = k.to_str().unwrap();
-        assert!(parse(&["--kernel", k, "--memory", "8M"]).unwrap_err().0.contains("too small"));
-        assert!(parse(&["--kernel", k, "--memory", "1000G"]).unwrap_err().0.contains("too large"));
-        assert!(parse(&["--kernel", k, "--memory", "65537K"]).unwrap_err().0.contains("whole number"));
-        assert_eq!(parse(&["--kernel", k, "--memory", "64M"]).unwrap().memory, 64 << 20);
+        assert!(
+            parse(&["--kernel", k, "--memory", "8M"])
+                .unwrap_err()
+                .0
+                .contains("too small")
+        );
+        assert!(
+            parse(&["--kernel", k, "--memory", "1000G"])
+                .unwrap_err()
+                .0
+                .contains("too large")
+        );
+        assert!(
+            parse(&["--kernel", k, "--memory", "65537K"])
+                .unwrap_err()
+                .0
+                .contains("whole number")
+        );
+        assert_eq!(
+            parse(&["--kernel", k, "--memory", "64M"]).unwrap().memory,
+            64 << 20
+        );
     }
 
     #[test]

@@ -82,8 +82,24 @@ pub fn describe_state(fd: &VcpuFd, mem: &GuestMemoryMmap) -> String {
             let _ = writeln!(
                 out,
                 "  rip {:016x} rsp {:016x} rflags {:08x}\n  rax {:016x} rbx {:016x} rcx {:016x} rdx {:016x}\n  rsi {:016x} rdi {:016x} rbp {:016x}\n  r8  {:016x} r9  {:016x} r10 {:016x} r11 {:016x}\n  r12 {:016x} r13 {:016x} r14 {:016x} r15 {:016x}",
-                r.rip, r.rsp, r.rflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.r8,
-                r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15
+                r.rip,
+                r.rsp,
+                r.rflags,
+                r.rax,
+                r.rbx,
+                r.rcx,
+                r.rdx,
+                r.rsi,
+                r.rdi,
+                r.rbp,
+                r.r8,
+                r.r9,
+                r.r10,
+                r.r11,
+                r.r12,
+                r.r13,
+                r.r14,
+                r.r15
             );
         }
         Err(e) => {
@@ -101,7 +117,13 @@ pub fn describe_state(fd: &VcpuFd, mem: &GuestMemoryMmap) -> String {
             s.efer,
             s.cs.selector,
             s.cs.dpl,
-            if s.cs.l != 0 { "64-bit" } else if s.cs.db != 0 { "32-bit" } else { "16-bit" },
+            if s.cs.l != 0 {
+                "64-bit"
+            } else if s.cs.db != 0 {
+                "32-bit"
+            } else {
+                "16-bit"
+            },
             s.ss.selector,
             s.gdt.base,
             s.gdt.limit,
@@ -122,11 +144,7 @@ pub fn describe_state(fd: &VcpuFd, mem: &GuestMemoryMmap) -> String {
 
 /// Handles an internal-error exit: the instruction failures with a safe way on resume, anything
 /// else is fatal. `last` tracks repeated failures at one RIP.
-pub fn recover(
-    fd: &mut VcpuFd,
-    mem: &GuestMemoryMmap,
-    last: &mut Option<(u64, u32)>,
-) -> Recovery {
+pub fn recover(fd: &mut VcpuFd, mem: &GuestMemoryMmap, last: &mut Option<(u64, u32)>) -> Recovery {
     let (suberror, reported) = reported_instruction(fd);
     let bytes = reported.or_else(|| bytes_at_rip(fd, mem));
     let Ok(mut regs) = fd.get_regs() else {

@@ -46,7 +46,11 @@ pub struct StdinInput {
 
 impl StdinInput {
     /// Feeds `sink`; with `escape_enabled`, Ctrl-A x stops the VM.
-    pub fn new(sink: InputSink, stop: Arc<StopState>, escape_enabled: bool) -> std::io::Result<Self> {
+    pub fn new(
+        sink: InputSink,
+        stop: Arc<StopState>,
+        escape_enabled: bool,
+    ) -> std::io::Result<Self> {
         Ok(Self {
             sink,
             stop,

@@ -103,7 +103,10 @@ impl IrqRouting {
 
     fn commit(&self, state: &RoutingState) -> std::io::Result<()> {
         let mut table = KvmIrqRouting::new(0).map_err(std::io::Error::other)?;
-        for entry in default_routes().into_iter().chain(state.msi.values().copied()) {
+        for entry in default_routes()
+            .into_iter()
+            .chain(state.msi.values().copied())
+        {
             table.push(entry).map_err(std::io::Error::other)?;
         }
         self.vm
@@ -206,6 +209,9 @@ mod tests {
     fn msi_route_splits_the_address() {
         let r = msi_route(30, 0x1_fee0_1000, 0x4041);
         let m = unsafe { r.u.msi };
-        assert_eq!((m.address_lo, m.address_hi, m.data), (0xfee0_1000, 1, 0x4041));
+        assert_eq!(
+            (m.address_lo, m.address_hi, m.data),
+            (0xfee0_1000, 1, 0x4041)
+        );
     }
 }

@@ -57,7 +57,10 @@ impl IoBus {
     }
 
     fn note_unclaimed(&self, pio: bool, addr: u64, write: bool, len: usize) {
-        let mut seen = self.unclaimed.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut seen = self
+            .unclaimed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         // Bounded: a guest scanning the address space must not grow this forever.
         if seen.len() < 4096 && seen.insert((pio, addr)) {
             let what = if pio { "port" } else { "MMIO address" };
@@ -144,7 +147,11 @@ mod tests {
     #[test]
     fn overlapping_claims_are_refused() {
         let mut bus = IoBus::new();
-        bus.add_pio(0x70, 2, Arc::new(Mutex::new(Latch::default()))).unwrap();
-        assert!(bus.add_pio(0x71, 2, Arc::new(Mutex::new(Latch::default()))).is_err());
+        bus.add_pio(0x70, 2, Arc::new(Mutex::new(Latch::default())))
+            .unwrap();
+        assert!(
+            bus.add_pio(0x71, 2, Arc::new(Mutex::new(Latch::default())))
+                .is_err()
+        );
     }
 }

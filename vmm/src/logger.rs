@@ -29,7 +29,11 @@ impl log::Log for StderrLogger {
         };
         // Module paths only help at debug levels; users see short lines.
         let line = if self.level >= log::LevelFilter::Debug {
-            format!("[{t:9.3}] {level:5} {}: {}\n", record.target(), record.args())
+            format!(
+                "[{t:9.3}] {level:5} {}: {}\n",
+                record.target(),
+                record.args()
+            )
         } else {
             format!("[{t:9.3}] {level:5} {}\n", record.args())
         };

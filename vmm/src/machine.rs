@@ -102,7 +102,11 @@ fn add_legacy_devices(
         Arc::new(Mutex::new(ResetController::new(stop.clone()))),
     )?;
     bus.add_pio(ports::CMOS_INDEX, 2, Arc::new(Mutex::new(Cmos::new())))?;
-    bus.add_pio(ports::POST_CODE, 1, Arc::new(Mutex::new(PostCode::default())))?;
+    bus.add_pio(
+        ports::POST_CODE,
+        1,
+        Arc::new(Mutex::new(PostCode::default())),
+    )?;
     bus.add_pio(
         ports::TEST_EXIT,
         4,
@@ -116,9 +120,32 @@ fn add_legacy_devices(
     Ok(serial)
 }
 
+/// The virtio devices and the IOMMU are parsed and checked already, but the PCI bus they sit
+/// on is not built yet: say so instead of booting a guest without them.
+fn refuse_devices_not_built_yet(config: &VmConfig) -> anyhow::Result<()> {
+    let asked: Vec<&str> = [
+        (!config.disks.is_empty(), "--disk"),
+        (config.rng, "--rng"),
+        (config.console.is_some(), "--console"),
+        (config.iommu.is_some(), "--iommu"),
+    ]
+    .into_iter()
+    .filter_map(|(given, flag)| given.then_some(flag))
+    .collect();
+    if asked.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{}: this build of iovmm has no PCI bus yet, so it cannot attach virtio devices or an \
+         IOMMU; leave these options out",
+        asked.join(", ")
+    )
+}
+
 impl Machine {
     /// Builds everything `config` describes.
     pub fn build(config: VmConfig) -> anyhow::Result<Self> {
+        refuse_devices_not_built_yet(&config)?;
         let kvm = open_kvm()?;
         let vm = Arc::new(create_vm(&kvm, config.cpus)?);
         let mem = memory::create_guest_memory(&vm, config.memory)?;
@@ -135,14 +162,15 @@ impl Machine {
             let fd = vm
                 .create_vcpu(u64::from(index))
                 .map_err(|e| anyhow::anyhow!("KVM_CREATE_VCPU {index}: {e}"))?;
-            guest_boot::configure_vcpu(&kvm, &fd, &mem, index, config.cpus, &boot)?;
+            guest_boot::configure_vcpu(&kvm, &fd, index, config.cpus, &boot)?;
             vcpus.push(Vcpu::new(index, fd, bus.clone(), stop.clone(), mem.clone()));
         }
 
         let mut event_loop = EventLoop::new(stop.clone())?;
         if config.serial == Output::Stdio && config.console != Some(Output::Stdio) {
             let interactive = terminal::stdin_is_tty();
-            let input = StdinInput::new(InputSink::Serial(serial.clone()), stop.clone(), interactive)?;
+            let input =
+                StdinInput::new(InputSink::Serial(serial.clone()), stop.clone(), interactive)?;
             event_loop.add(Arc::new(Mutex::new(input)));
             if interactive {
                 terminal::enter_raw_mode();

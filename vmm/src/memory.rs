@@ -11,9 +11,8 @@ pub fn create_guest_memory(vm: &VmFd, size: u64) -> anyhow::Result<GuestMemoryMm
         .into_iter()
         .map(|(start, len)| Ok((GuestAddress(start), usize::try_from(len)?)))
         .collect::<anyhow::Result<_>>()?;
-    let mem = GuestMemoryMmap::from_ranges(&ranges).map_err(|e| {
-        anyhow::anyhow!("cannot allocate {} MiB of guest memory: {e}", size >> 20)
-    })?;
+    let mem = GuestMemoryMmap::from_ranges(&ranges)
+        .map_err(|e| anyhow::anyhow!("cannot allocate {} MiB of guest memory: {e}", size >> 20))?;
     for (slot, region) in mem.iter().enumerate() {
         let host = mem
             .get_host_address(region.start_addr())

@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use kvm_bindings::{
-    KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN,
-};
+use kvm_bindings::{KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN};
 use kvm_ioctls::{VcpuExit, VcpuFd};
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::signal::{Killable, SIGRTMIN, register_signal_handler};
@@ -67,8 +65,10 @@ impl Vcpu {
     }
 
     fn crash(&self, what: String) {
-        self.stop
-            .stop(StopReason::GuestCrash(format!("vCPU {}: {what}", self.index)));
+        self.stop.stop(StopReason::GuestCrash(format!(
+            "vCPU {}: {what}",
+            self.index
+        )));
     }
 
     fn run(mut self) {
@@ -117,9 +117,9 @@ impl Vcpu {
                     self.crash(format!("triple fault (CPU reset)\n{report}"));
                 }
                 VcpuExit::SystemEvent(kind, _) => match kind {
-                    KVM_SYSTEM_EVENT_SHUTDOWN => self
-                        .stop
-                        .stop(StopReason::Guest(StopRequest::PowerOff)),
+                    KVM_SYSTEM_EVENT_SHUTDOWN => {
+                        self.stop.stop(StopReason::Guest(StopRequest::PowerOff))
+                    }
                     KVM_SYSTEM_EVENT_RESET => self
                         .stop
                         .stop(StopReason::Guest(StopRequest::Reset("KVM system event"))),
