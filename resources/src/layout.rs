@@ -158,7 +158,11 @@ mod tests {
         for pair in regions.windows(2) {
             assert!(pair[0].0 + pair[0].1 <= pair[1].0, "{pair:x?} overlap");
         }
-        assert!(regions.iter().all(|r| r.0 >= MMIO_HOLE_START && r.0 + r.1 <= RAM_ABOVE_4G_START));
+        assert!(
+            regions
+                .iter()
+                .all(|r| r.0 >= MMIO_HOLE_START && r.0 + r.1 <= RAM_ABOVE_4G_START)
+        );
     }
 
     #[test]
