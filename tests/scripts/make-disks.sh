@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Makes the disk images the Linux tests boot with, in DIR:
-#   root.ext4  32 MiB ext4 root filesystem (marker file /iovmm-root-marker, empty /dev /proc /sys /sbin)
+#   root.ext4  32 MiB ext4 root filesystem (marker file /iovmm-root-marker, empty /dev /proc /sys,
+#              and INIT as /sbin/init when given)
 #   data.raw   16 MiB raw disk, MBR with one Linux partition (sectors 2048..32767) whose first
 #              sector holds the text "IOVMM-DATA-PARTITION"
 # The ext4 superblock's mount count (s_mnt_count) starts at 0; a read-write mount raises it.
 #
-# usage: tests/scripts/make-disks.sh DIR
+# usage: tests/scripts/make-disks.sh DIR [INIT]
 set -euo pipefail
 
 die() { echo "make-disks: $*" >&2; exit 1; }
-[[ $# -eq 1 ]] || die "usage: $0 DIR"
+[[ $# -eq 1 || $# -eq 2 ]] || die "usage: $0 DIR [INIT]"
 dir=$1
+init=${2:-}
 mkdir -p "$dir"
 
 if ! command -v mkfs.ext4 >/dev/null; then
@@ -22,6 +24,9 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage"/{dev,proc,sys,sbin}
 echo "iovmm root filesystem" >"$stage/iovmm-root-marker"
+if [[ -n $init ]]; then
+    install -m 755 "$init" "$stage/sbin/init"
+fi
 
 rm -f "$dir/root.ext4"
 # No metadata checksums: the guest would compute crc32c for every metadata block, and guest

@@ -13,6 +13,8 @@ pub struct KernelArtifacts {
     pub bzimage: PathBuf,
     /// The uncompressed test initramfs (`/dev/console` and the tiny `/init`).
     pub initramfs: PathBuf,
+    /// The tiny static init program itself.
+    pub init: PathBuf,
 }
 
 fn cache_root() -> PathBuf {
@@ -31,6 +33,7 @@ pub fn kernel_artifacts() -> Option<KernelArtifacts> {
         vmlinux: dir.join("vmlinux"),
         bzimage: dir.join("bzImage"),
         initramfs: dir.join("initramfs.cpio"),
+        init: dir.join("init"),
     };
     if found.vmlinux.is_file() && found.bzimage.is_file() && found.initramfs.is_file() {
         return Some(found);
@@ -73,12 +76,14 @@ fn scripts_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts")
 }
 
-/// Creates fresh disk images in `dir` with `tests/scripts/make-disks.sh`.
-pub fn make_disks(dir: &Path) -> Result<Disks, String> {
+/// Creates fresh disk images in `dir` with `tests/scripts/make-disks.sh`, with `init` as the
+/// root filesystem's `/sbin/init` when given.
+pub fn make_disks(dir: &Path, init: Option<&Path>) -> Result<Disks, String> {
     let script = scripts_dir().join("make-disks.sh");
     let out = Command::new("bash")
         .arg(&script)
         .arg(dir)
+        .args(init)
         .output()
         .map_err(|e| format!("{}: {e}", script.display()))?;
     if !out.status.success() {

@@ -10,6 +10,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 mod kernel;
+pub mod linux;
 
 pub use kernel::{
     Disks, KernelArtifacts, kernel_artifacts, kernel_required, make_disks, superblock_mounts,

@@ -25,10 +25,7 @@ fn cpu_policy(choice: CpuChoice) -> CpuidPolicy {
         CpuChoice::Compat => CpuidPolicy::Compat,
         CpuChoice::Auto if cpu::host_has_hardware_virtualization() => CpuidPolicy::Host,
         CpuChoice::Auto => {
-            log::info!(
-                "this host has no VT-x/AMD-V, so KVM emulates guest kernel code and cannot run \
-                 every instruction-set extension; hiding them (--cpu host turns this off)"
-            );
+            log::debug!("no VT-x/AMD-V on this host: hiding the extensions KVM cannot emulate");
             CpuidPolicy::Compat
         }
     }
@@ -37,7 +34,11 @@ fn cpu_policy(choice: CpuChoice) -> CpuidPolicy {
 /// The command line the guest gets: the user's, plus the compat parameters for a Linux guest.
 fn guest_cmdline(user: &str, policy: CpuidPolicy, entry: EntryPoint) -> String {
     if policy == CpuidPolicy::Compat && !matches!(entry, EntryPoint::MicroGuest(_)) {
-        log::info!("appending to the kernel command line: {COMPAT_KERNEL_PARAMS}");
+        log::info!(
+            "compat CPU model (without VT-x/AMD-V, KVM emulates guest kernel code and cannot \
+             run every instruction-set extension): appending to the kernel command line \
+             (--cpu host turns this off): {COMPAT_KERNEL_PARAMS}"
+        );
         if user.trim().is_empty() {
             COMPAT_KERNEL_PARAMS.to_string()
         } else {
