@@ -45,7 +45,7 @@ impl DeviceDma {
             guest,
             DeviceDma { rid, translator },
             translated,
-            Default::default(),
+            (),
         )
     }
 

@@ -70,7 +70,7 @@ mod tests {
     #[test]
     fn acpi_block_registers_fit_in_the_block() {
         for port in [ACPI_PM1A_EVT, ACPI_PM1A_CNT, ACPI_PM_TMR, ACPI_RESET] {
-            assert!(port >= ACPI_PM_BASE && port < ACPI_PM_BASE + ACPI_PM_LEN);
+            assert!((ACPI_PM_BASE..ACPI_PM_BASE + ACPI_PM_LEN).contains(&port));
         }
     }
 }

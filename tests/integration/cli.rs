@@ -1,5 +1,8 @@
 //! The command line as a user meets it: help, and one clear line for each mistake.
 
+// A test that cannot set itself up should fail loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 
 use iovmm_tests::run;

@@ -2,6 +2,9 @@
 //! console log that the platform works: ACPI found, every vCPU up, init started. See
 //! `iovmm_tests::linux` for what counts as reaching init on hosts without VT-x/AMD-V.
 
+// A test that cannot set itself up should fail loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 
 use iovmm_tests::RunResult;
@@ -59,6 +62,10 @@ fn bzimage_payload_is_decompressed_on_the_host_and_boots_to_init() {
         "the xz payload should be unpacked by iovmm\n{}",
         r.transcript()
     );
-    assert!(r.stdout.contains("smp: Brought up 1 node, 1 CPU"), "{}", r.transcript());
+    assert!(
+        r.stdout.contains("smp: Brought up 1 node, 1 CPU"),
+        "{}",
+        r.transcript()
+    );
     assert_reached_init(&r.stdout, &r);
 }

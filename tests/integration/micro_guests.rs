@@ -2,6 +2,9 @@
 //! code) and drive devices directly. Each checks what it sees and reports through the serial
 //! port and the test-exit status.
 
+// A test that cannot set itself up should fail loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 use std::time::Duration;
 

@@ -52,18 +52,41 @@ pub fn boot_linux(bin: &Path, args: &[&str]) -> RunResult {
 /// Checks `log`: no panic or oops before init started, init started, and what followed is one
 /// of the endings the module comment allows; iovmm ended with 0.
 pub fn assert_reached_init(log: &str, r: &RunResult) {
-    let Some(init_at) = log.find(RUN_INIT).or_else(|| log.find(RUN_SBIN_INIT)) else {
-        panic!("the kernel never started init\n{log}\n{}", r.transcript());
-    };
+    let init_at = log.find(RUN_INIT).or_else(|| log.find(RUN_SBIN_INIT));
+    assert!(
+        init_at.is_some(),
+        "the kernel never started init\n{log}\n{}",
+        r.transcript()
+    );
+    let Some(init_at) = init_at else { return };
     let (before, after) = log.split_at(init_at);
-    for bad in ["Kernel panic", "Oops", "BUG:", "general protection fault", "WARNING:"] {
-        assert!(!before.contains(bad), "'{bad}' before init\n{log}\n{}", r.transcript());
+    for bad in [
+        "Kernel panic",
+        "Oops",
+        "BUG:",
+        "general protection fault",
+        "WARNING:",
+    ] {
+        assert!(
+            !before.contains(bad),
+            "'{bad}' before init\n{log}\n{}",
+            r.transcript()
+        );
     }
-    assert_eq!(r.status, Some(0), "reboot or power-off ends iovmm with 0\n{}", r.transcript());
+    assert_eq!(
+        r.status,
+        Some(0),
+        "reboot or power-off ends iovmm with 0\n{}",
+        r.transcript()
+    );
     let spoke = after.contains(INIT_SPOKE);
     if host_has_hardware_virtualization() {
         assert!(spoke, "/init did not run\n{log}\n{}", r.transcript());
     } else {
-        assert!(spoke || after.contains(INIT_KILLED), "unexpected ending after init\n{log}\n{}", r.transcript());
+        assert!(
+            spoke || after.contains(INIT_KILLED),
+            "unexpected ending after init\n{log}\n{}",
+            r.transcript()
+        );
     }
 }

@@ -27,6 +27,7 @@ fn usage<T>(msg: impl Into<String>) -> Result<T, UsageError> {
 
 /// One disk, opened.
 #[derive(Debug)]
+#[allow(dead_code)] // Read by virtio-blk (issue #3).
 pub struct DiskConfig {
     /// The backing file, opened for reading (and writing unless read-only).
     pub file: File,
@@ -132,7 +133,7 @@ impl VmConfig {
                 fmt_mib(MAX_MEMORY)
             ));
         }
-        if cli.memory % (1 << 20) != 0 {
+        if !cli.memory.is_multiple_of(1 << 20) {
             return usage("--memory: give a whole number of MiB, e.g. --memory 512M");
         }
         let disks = cli
@@ -158,13 +159,13 @@ impl VmConfig {
                 ));
             }
         }
-        if cli.serial != Output::Off && cli.serial == cli.console.clone().unwrap_or(Output::Off) {
-            if let Output::File(p) = &cli.serial {
-                return usage(format!(
-                    "--serial and --console both write to {}; give them different files",
-                    p.display()
-                ));
-            }
+        if let Output::File(p) = &cli.serial
+            && cli.console.as_ref() == Some(&cli.serial)
+        {
+            return usage(format!(
+                "--serial and --console both write to {}; give them different files",
+                p.display()
+            ));
         }
         Ok(Self {
             kernel: cli.kernel,
