@@ -41,12 +41,7 @@ impl DeviceDma {
         translator: Option<Arc<dyn DmaTranslate>>,
     ) -> DmaMemory {
         let translated = translator.is_some();
-        IommuMemory::new(
-            guest,
-            DeviceDma { rid, translator },
-            translated,
-            (),
-        )
+        IommuMemory::new(guest, DeviceDma { rid, translator }, translated, ())
     }
 
     /// The requester id this handle issues DMA as.
@@ -204,8 +199,12 @@ mod tests {
     fn untranslated_bus_is_identity() {
         let g = guest();
         let dma = DeviceDma::memory(g.clone(), RequesterId::new(0, 0, 3, 0), None);
-        dma.write_obj(0xdead_beef_u32, GuestAddress(0x2000)).unwrap();
-        assert_eq!(g.read_obj::<u32>(GuestAddress(0x2000)).unwrap(), 0xdead_beef);
+        dma.write_obj(0xdead_beef_u32, GuestAddress(0x2000))
+            .unwrap();
+        assert_eq!(
+            g.read_obj::<u32>(GuestAddress(0x2000)).unwrap(),
+            0xdead_beef
+        );
     }
 
     #[test]
@@ -244,7 +243,10 @@ mod tests {
         });
         let dma = DeviceDma::memory(g.clone(), RequesterId::new(0, 0, 5, 0), Some(translator));
         // The range crosses into the read-only page: the whole write must fail up front.
-        assert!(dma.write_slice(&[0xaa; 0x20], GuestAddress(0x2ff0)).is_err());
+        assert!(
+            dma.write_slice(&[0xaa; 0x20], GuestAddress(0x2ff0))
+                .is_err()
+        );
         assert_eq!(g.read_obj::<u8>(GuestAddress(0x2ff0)).unwrap(), 0);
         assert!(dma.read_obj::<u64>(GuestAddress(0x3000)).is_ok());
         assert!(!dma.check_range(GuestAddress(0x3000), 8, Permissions::Write));
@@ -261,6 +263,9 @@ mod tests {
         });
         let dma = DeviceDma::memory(g, RequesterId::new(0, 0, 5, 0), Some(translator));
         let mut buf = [0u8; 16];
-        assert!(dma.read_slice(&mut buf, GuestAddress(u64::MAX - 4)).is_err());
+        assert!(
+            dma.read_slice(&mut buf, GuestAddress(u64::MAX - 4))
+                .is_err()
+        );
     }
 }

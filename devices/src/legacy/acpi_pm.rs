@@ -88,8 +88,13 @@ impl AcpiPmBlock {
 fn overlay16(current: u16, reg: u16, offset: u16, data: &[u8]) -> u16 {
     let mut bytes = current.to_le_bytes();
     for (i, b) in data.iter().enumerate() {
-        let Some(pos) = usize::from(offset).checked_add(i) else { break };
-        let Some(slot) = pos.checked_sub(usize::from(reg)).and_then(|p| bytes.get_mut(p)) else {
+        let Some(pos) = usize::from(offset).checked_add(i) else {
+            break;
+        };
+        let Some(slot) = pos
+            .checked_sub(usize::from(reg))
+            .and_then(|p| bytes.get_mut(p))
+        else {
             continue;
         };
         *slot = *b;
@@ -121,7 +126,8 @@ impl MutDevicePio for AcpiPmBlock {
             self.write_control(value);
         }
         if offset == RESET && data.first() == Some(&ACPI_RESET_VALUE) {
-            self.stop.request_stop(StopRequest::Reset("ACPI reset register"));
+            self.stop
+                .request_stop(StopRequest::Reset("ACPI reset register"));
         }
     }
 }
@@ -141,8 +147,15 @@ mod tests {
         let (mut pm, rec) = block();
         let typ = ACPI_S5_SLP_TYP << CNT_SLP_TYP_SHIFT;
         pm.pio_write(PioAddress(ACPI_PM_BASE), CNT, &typ.to_le_bytes());
-        assert!(rec.0.lock().unwrap().is_empty(), "SLP_TYP alone must not power off");
-        pm.pio_write(PioAddress(ACPI_PM_BASE), CNT, &(typ | CNT_SLP_EN).to_le_bytes());
+        assert!(
+            rec.0.lock().unwrap().is_empty(),
+            "SLP_TYP alone must not power off"
+        );
+        pm.pio_write(
+            PioAddress(ACPI_PM_BASE),
+            CNT,
+            &(typ | CNT_SLP_EN).to_le_bytes(),
+        );
         assert_eq!(*rec.0.lock().unwrap(), vec![StopRequest::PowerOff]);
     }
 
@@ -160,7 +173,11 @@ mod tests {
         let mut b = [0u8; 2];
         pm.pio_read(PioAddress(ACPI_PM_BASE), CNT, &mut b);
         assert_eq!(u16::from_le_bytes(b) & CNT_SCI_EN, CNT_SCI_EN);
-        pm.pio_write(PioAddress(ACPI_PM_BASE), CNT, &(CNT_SLP_EN | (2 << 10)).to_le_bytes());
+        pm.pio_write(
+            PioAddress(ACPI_PM_BASE),
+            CNT,
+            &(CNT_SLP_EN | (2 << 10)).to_le_bytes(),
+        );
         pm.pio_read(PioAddress(ACPI_PM_BASE), CNT, &mut b);
         assert_eq!(u16::from_le_bytes(b) & CNT_SLP_EN, 0);
     }

@@ -119,12 +119,12 @@ impl MutDevicePio for Cmos {
             // Bit 7 of the index port masks NMIs on real hardware; it is not part of the index.
             0 => self.index = value & 0x7f,
             1 => {
-                let is_clock = matches!(
-                    self.index,
-                    REG_SECONDS..=REG_STATUS_D | REG_CENTURY
-                );
+                let is_clock = matches!(self.index, REG_SECONDS..=REG_STATUS_D | REG_CENTURY);
                 if is_clock {
-                    log::debug!("cmos: ignoring write {value:#x} to clock register {:#x}", self.index);
+                    log::debug!(
+                        "cmos: ignoring write {value:#x} to clock register {:#x}",
+                        self.index
+                    );
                 } else if let Some(slot) = self.ram.get_mut(usize::from(self.index)) {
                     *slot = value;
                 }
@@ -159,7 +159,11 @@ mod tests {
         assert_eq!(cmos.read_register(REG_YEAR, t), 0x26);
         assert_eq!(cmos.read_register(REG_CENTURY, t), 0x20);
         assert_eq!(cmos.read_register(REG_WEEKDAY, t), 1);
-        assert_eq!(cmos.read_register(REG_STATUS_A, t) & 0x80, 0, "UIP must be clear");
+        assert_eq!(
+            cmos.read_register(REG_STATUS_A, t) & 0x80,
+            0,
+            "UIP must be clear"
+        );
         assert_eq!(cmos.read_register(REG_STATUS_D, t), 0x80);
     }
 

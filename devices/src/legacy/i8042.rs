@@ -33,7 +33,8 @@ impl MutDevicePio for ResetController {
 
     fn pio_write(&mut self, _base: PioAddress, offset: PioAddressOffset, data: &[u8]) {
         if offset == 4 && data.first() == Some(&CMD_RESET_CPU) {
-            self.stop.request_stop(StopRequest::Reset("i8042 reset line"));
+            self.stop
+                .request_stop(StopRequest::Reset("i8042 reset line"));
         }
     }
 }

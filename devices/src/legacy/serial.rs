@@ -53,7 +53,10 @@ impl SerialPort {
     /// Queues bytes typed by the user; returns how many fit.
     pub fn enqueue_input(&mut self, bytes: &[u8]) -> usize {
         let room = self.uart.fifo_capacity().min(bytes.len());
-        match self.uart.enqueue_raw_bytes(bytes.get(..room).unwrap_or_default()) {
+        match self
+            .uart
+            .enqueue_raw_bytes(bytes.get(..room).unwrap_or_default())
+        {
             Ok(n) => n,
             Err(e) => {
                 log::warn!("serial: dropping input: {e:?}");

@@ -53,7 +53,10 @@ impl fmt::Debug for ActivateContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ActivateContext")
             .field("queues", &self.queues)
-            .field("acked_features", &format_args!("{:#x}", self.acked_features))
+            .field(
+                "acked_features",
+                &format_args!("{:#x}", self.acked_features),
+            )
             .finish()
     }
 }
