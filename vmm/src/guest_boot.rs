@@ -90,7 +90,7 @@ pub fn load(config: &VmConfig, mem: &GuestMemoryMmap) -> anyhow::Result<BootPlan
         EntryPoint::Linux64(_) | EntryPoint::Pvh(_) => {
             let acpi = boot::acpi::AcpiConfig {
                 num_cpus: config.cpus,
-                dmar: None,
+                dmar: config.iommu.as_ref().map(crate::vtd::dmar_config),
             };
             at.rsdp = boot::acpi::build_acpi_tables(mem, &acpi)?;
             if let EntryPoint::Pvh(_) = kernel.entry {

@@ -19,7 +19,7 @@ use crate::interrupts::IrqRouting;
 use crate::io_bus::IoBus;
 use crate::stop::{StopReason, StopState};
 use crate::vcpu::{self, Vcpu};
-use crate::{memory, terminal};
+use crate::{memory, terminal, vtd};
 
 /// Where KVM keeps the TSS it needs for real-mode emulation on Intel: three pages just below
 /// the BIOS area at the top of the 4 GiB space, clear of every MMIO range we use.
@@ -37,6 +37,7 @@ pub struct Machine {
     _vm: Arc<VmFd>,
     _mem: GuestMemoryMmap,
     _routing: Arc<IrqRouting>,
+    vtd: Option<Arc<iommu::VtdUnit>>,
 }
 
 fn open_kvm() -> anyhow::Result<Kvm> {
@@ -127,7 +128,6 @@ fn refuse_devices_not_built_yet(config: &VmConfig) -> anyhow::Result<()> {
         (!config.disks.is_empty(), "--disk"),
         (config.rng, "--rng"),
         (config.console.is_some(), "--console"),
-        (config.iommu.is_some(), "--iommu"),
     ]
     .into_iter()
     .filter_map(|(given, flag)| given.then_some(flag))
@@ -136,8 +136,8 @@ fn refuse_devices_not_built_yet(config: &VmConfig) -> anyhow::Result<()> {
         return Ok(());
     }
     anyhow::bail!(
-        "{}: this build of iovmm has no PCI bus yet, so it cannot attach virtio devices or an \
-         IOMMU; leave these options out",
+        "{}: this build of iovmm has no PCI bus yet, so it cannot attach virtio devices; leave \
+         these options out",
         asked.join(", ")
     )
 }
@@ -155,6 +155,10 @@ impl Machine {
         let mut bus = IoBus::new();
         let serial = add_legacy_devices(&mut bus, &vm, &stop, &config.serial)?;
 
+        let vtd = match &config.iommu {
+            Some(spec) => Some(vtd::create(spec, &mem, routing.clone(), &mut bus)?),
+            None => None,
+        };
         let boot = guest_boot::load(&config, &mem)?;
         let bus = Arc::new(bus);
         let mut vcpus = Vec::new();
@@ -188,6 +192,7 @@ impl Machine {
             _vm: vm,
             _mem: mem,
             _routing: routing,
+            vtd,
         })
     }
 
@@ -212,6 +217,9 @@ impl Machine {
         vcpu::stop_all(threads, Duration::from_secs(2));
         if let Ok(mut serial) = self.serial.lock() {
             serial.flush();
+        }
+        if let Some(unit) = &self.vtd {
+            vtd::report(unit);
         }
         self.stop
             .reason()

@@ -16,6 +16,7 @@ mod memory;
 mod stop;
 mod terminal;
 mod vcpu;
+mod vtd;
 
 use clap::Parser;
 
