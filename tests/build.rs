@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const RUNTIME: [&str; 2] = ["crt0.S", "lib.c"];
+const RUNTIME: [&str; 4] = ["crt0.S", "lib.c", "virtio.c", "vtd.c"];
 
 fn build(guests: &Path, out: &Path, source: &Path) -> Result<(), String> {
     let stem = source

@@ -3,6 +3,16 @@
 
 #![deny(clippy::indexing_slicing)]
 
+mod bus;
+pub mod config;
+mod device;
 pub mod dma;
+mod error;
+pub mod msix;
 
+pub use bus::{PciBus, SharedDevice};
+pub use config::{BarSpec, ConfigSpace, Identity};
+pub use device::{HostBridge, PciDevice};
 pub use dma::{DeviceDma, DmaMemory};
+pub use error::Error;
+pub use msix::{InterruptVectors, MsiMessage, Msix};

@@ -27,7 +27,6 @@ fn usage<T>(msg: impl Into<String>) -> Result<T, UsageError> {
 
 /// One disk, opened.
 #[derive(Debug)]
-#[allow(dead_code)] // Read by virtio-blk (issue #3).
 pub struct DiskConfig {
     /// The backing file, opened for reading (and writing unless read-only).
     pub file: File,

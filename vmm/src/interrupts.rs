@@ -29,7 +29,6 @@ fn irqchip_route(gsi: u32, chip: u32, pin: u32) -> kvm_irq_routing_entry {
     e
 }
 
-#[allow(dead_code)] // Used once PCI devices get MSI-X vectors (issue #3).
 fn msi_route(gsi: u32, address: u64, data: u32) -> kvm_irq_routing_entry {
     let mut e = kvm_irq_routing_entry {
         gsi,
@@ -58,7 +57,6 @@ fn default_routes() -> Vec<kvm_irq_routing_entry> {
 }
 
 struct RoutingState {
-    #[allow(dead_code)] // Used once PCI devices get MSI-X vectors (issue #3).
     gsis: GsiAllocator,
     msi: BTreeMap<u32, kvm_irq_routing_entry>,
 }
@@ -76,7 +74,6 @@ impl std::fmt::Debug for IrqRouting {
 }
 
 /// One MSI vector: its GSI and the irqfd that fires it.
-#[allow(dead_code)] // Used once PCI devices get MSI-X vectors (issue #3).
 #[derive(Debug)]
 pub struct MsiVector {
     /// The GSI whose route carries the vector's message.
@@ -117,7 +114,6 @@ impl IrqRouting {
             .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
     }
 
-    #[allow(dead_code)] // Used by PCI devices (issue #3).
     /// A new MSI vector with an irqfd, routed nowhere until [`IrqRouting::set_msi`].
     pub fn new_msi_vector(&self) -> anyhow::Result<MsiVector> {
         let gsi = self.lock().gsis.allocate()?;
@@ -128,7 +124,6 @@ impl IrqRouting {
         Ok(MsiVector { gsi, irqfd })
     }
 
-    #[allow(dead_code)] // Used by PCI devices (issue #3).
     /// Routes `gsi` to the MSI `address`/`data` (None: no route; a trigger then does nothing).
     pub fn set_msi(&self, gsi: u32, message: Option<(u64, u32)>) -> std::io::Result<()> {
         let mut state = self.lock();
@@ -151,19 +146,11 @@ impl IrqRouting {
         Ok(())
     }
 
-    #[allow(dead_code)] // Used by PCI devices (issue #3).
     /// Sets or clears an IOAPIC input line (level-triggered INTx).
     pub fn set_line(&self, gsi: u32, level: bool) -> std::io::Result<()> {
         self.vm
             .set_irq_line(gsi, level)
             .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
-    }
-
-    #[allow(dead_code)] // Used by PCI devices (issue #3).
-    /// Raises an edge on an IOAPIC line (pulse).
-    pub fn pulse_line(&self, gsi: u32) -> std::io::Result<()> {
-        self.set_line(gsi, true)?;
-        self.set_line(gsi, false)
     }
 
     /// Delivers one MSI right now (for interrupts the VMM raises itself, e.g. IOMMU faults).

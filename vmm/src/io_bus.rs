@@ -42,7 +42,6 @@ impl IoBus {
             .map_err(|e| anyhow::anyhow!("port range {base:#x}+{len:#x} is taken: {e:?}"))
     }
 
-    #[allow(dead_code)] // Used by the PCI bus (issue #3).
     /// Claims `base..base + len` of the physical address space for `device`.
     pub fn add_mmio(
         &mut self,

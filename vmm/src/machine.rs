@@ -19,7 +19,7 @@ use crate::interrupts::IrqRouting;
 use crate::io_bus::IoBus;
 use crate::stop::{StopReason, StopState};
 use crate::vcpu::{self, Vcpu};
-use crate::{memory, terminal, vtd};
+use crate::{memory, pci_devices, terminal, vtd};
 
 /// Where KVM keeps the TSS it needs for real-mode emulation on Intel: three pages just below
 /// the BIOS area at the top of the 4 GiB space, clear of every MMIO range we use.
@@ -124,20 +124,16 @@ fn add_legacy_devices(
 /// The virtio devices and the IOMMU are parsed and checked already, but the PCI bus they sit
 /// on is not built yet: say so instead of booting a guest without them.
 fn refuse_devices_not_built_yet(config: &VmConfig) -> anyhow::Result<()> {
-    let asked: Vec<&str> = [
-        (!config.disks.is_empty(), "--disk"),
-        (config.rng, "--rng"),
-        (config.console.is_some(), "--console"),
-    ]
-    .into_iter()
-    .filter_map(|(given, flag)| given.then_some(flag))
-    .collect();
+    let asked: Vec<&str> = [(config.console.is_some(), "--console")]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect();
     if asked.is_empty() {
         return Ok(());
     }
     anyhow::bail!(
-        "{}: this build of iovmm has no PCI bus yet, so it cannot attach virtio devices; leave \
-         these options out",
+        "{}: virtio-console is not implemented yet; leave the option out and use the serial \
+         console (--serial)",
         asked.join(", ")
     )
 }
@@ -159,6 +155,8 @@ impl Machine {
             Some(spec) => Some(vtd::create(spec, &mem, routing.clone(), &mut bus)?),
             None => None,
         };
+        let translator = vtd.clone().map(|u| u as Arc<dyn iommu::DmaTranslate>);
+        let subscribers = pci_devices::create(&config, &mem, &routing, translator, &mut bus)?;
         let boot = guest_boot::load(&config, &mem)?;
         let bus = Arc::new(bus);
         let mut vcpus = Vec::new();
@@ -171,6 +169,9 @@ impl Machine {
         }
 
         let mut event_loop = EventLoop::new(stop.clone())?;
+        for subscriber in subscribers {
+            event_loop.add(subscriber);
+        }
         if config.serial == Output::Stdio && config.console != Some(Output::Stdio) {
             let interactive = terminal::stdin_is_tty();
             let input =

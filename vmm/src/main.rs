@@ -13,6 +13,7 @@ mod io_bus;
 mod logger;
 mod machine;
 mod memory;
+mod pci_devices;
 mod stop;
 mod terminal;
 mod vcpu;

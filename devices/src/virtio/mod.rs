@@ -10,7 +10,14 @@
 //! All DMA (rings, descriptors, buffers) goes through the [`DmaMemory`] handed over at activation:
 //! the device never sees guest-physical memory directly.
 
+mod block;
+mod chain;
 mod device;
+pub mod pci;
+mod rng;
+
+pub use block::Block;
+pub use rng::Rng;
 
 pub use device::{
     ActivateContext, ActivateError, QueueContext, VirtioDevice, VirtioInterrupt,
