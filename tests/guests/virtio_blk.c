@@ -101,11 +101,15 @@ int main(const struct boot_info *bi)
 
     u64 bench = cmdline_u64(bi, "bench", 0);
     if (bench) {
+        u32 size = (u32)cmdline_u64(bi, "bsize", 4096);
+        CHECK(size >= 512 && size <= sizeof(data) && size % 512 == 0, 12, "bsize %u", size);
+        u64 span = capacity - size / 512;
         u64 t0 = rdtsc();
         for (u64 i = 0; i < bench; i++)
-            CHECK(blk_request(BLK_T_IN, (i * 8) % (capacity - 8), data, 4096, 0) == BLK_S_OK, 12, "bench read");
+            CHECK(blk_request(BLK_T_IN, (i * (size / 512)) % span, data, size, 0) == BLK_S_OK, 12, "bench read");
         u64 t1 = rdtsc();
-        printf("bench: %u reads of 4 KiB, %u cycles per request\n", (unsigned)bench, (unsigned)((t1 - t0) / bench));
+        printf("bench: %u reads of %u bytes, %u TSC cycles per request\n", (unsigned)bench, size,
+               (unsigned)((t1 - t0) / bench));
     }
 
     if (cmdline_has(bi, "hostile")) {

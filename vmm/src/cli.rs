@@ -58,6 +58,7 @@ pub struct Cli {
 
     /// Add a virtio console (the guest's hvc0): stdio (default when given without a value),
     /// file=PATH or off. With stdio it, not the serial port, reads the terminal.
+    /// NOT IMPLEMENTED YET: iovmm refuses it and says so.
     /// Example: --console --cmdline 'console=hvc0'
     #[arg(long, value_name = "stdio|file=PATH|off", num_args = 0..=1,
           default_missing_value = "stdio", value_parser = parse_output)]

@@ -2,21 +2,18 @@
 //! validated whole before any I/O; every guest buffer is reached through the DMA handle with
 //! complete copies (a bounce buffer), so an IOMMU can refuse any of them.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::sync::Arc;
-
 use event_manager::{EventOps, Events, MutEventSubscriber};
 use pci::DmaMemory;
-use virtio_queue::{Queue, QueueT};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use virtio_queue::QueueT;
 use vm_memory::{Bytes, GuestAddress};
 use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::eventfd::EventFd;
 
 use super::chain::{Buffer, collect_chain};
-use super::device::{
-    ActivateContext, ActivateError, VirtioDevice, VirtioInterrupt, VirtioInterruptType,
-};
+use super::device::{ActivateContext, ActivateError, VirtioDevice, VirtioInterruptType};
+use super::single_queue::{ActiveQueue, watch};
 
 const SECTOR: u64 = 512;
 const QUEUE_SIZE: u16 = 256;
@@ -39,12 +36,6 @@ const S_IOERR: u8 = 1;
 const S_UNSUPP: u8 = 2;
 const ID_LEN: usize = 20;
 
-struct Active {
-    mem: DmaMemory,
-    queue: Queue,
-    interrupt: Arc<dyn VirtioInterrupt>,
-}
-
 /// A virtio-blk device.
 pub struct Block {
     file: File,
@@ -53,7 +44,7 @@ pub struct Block {
     id: [u8; ID_LEN],
     config: Vec<u8>,
     events: Vec<EventFd>,
-    active: Option<Active>,
+    active: Option<ActiveQueue>,
     broken: bool,
     bounce: Vec<u8>,
     warned_dma: bool,
@@ -240,6 +231,16 @@ impl Block {
         }
     }
 
+    /// A queue notification: drain the eventfd and serve requests unless the ring broke.
+    fn on_notification(&mut self) {
+        if let Some(e) = self.events.first() {
+            let _ = e.read();
+        }
+        if !self.broken {
+            self.process_queue();
+        }
+    }
+
     fn process_queue(&mut self) {
         let Some(mut active) = self.active.take() else {
             return;
@@ -324,18 +325,10 @@ impl VirtioDevice for Block {
         );
     }
 
-    fn activate(&mut self, mut ctx: ActivateContext) -> Result<(), ActivateError> {
-        let q = ctx
-            .queues
-            .pop()
-            .filter(|q| q.index == 0)
-            .ok_or(ActivateError::MissingQueue(0))?;
+    fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
+        let active = ActiveQueue::from_context(ctx)?;
         self.broken = false;
-        self.active = Some(Active {
-            mem: ctx.mem,
-            queue: q.queue,
-            interrupt: ctx.interrupt,
-        });
+        self.active = Some(active);
         // Requests queued before DRIVER_OK are picked up now.
         self.process_queue();
         Ok(())
@@ -351,20 +344,16 @@ impl VirtioDevice for Block {
 impl MutEventSubscriber for Block {
     fn process(&mut self, events: Events, _ops: &mut EventOps) {
         if events.event_set().contains(EventSet::IN) {
-            if let Some(e) = self.events.first() {
-                let _ = e.read();
-            }
-            if !self.broken {
-                self.process_queue();
-            }
+            self.on_notification();
         }
     }
 
     fn init(&mut self, ops: &mut EventOps) {
-        if let Some(e) = self.events.first()
-            && let Err(err) = ops.add(Events::new(e, EventSet::IN))
-        {
-            log::error!("{self:?}: cannot watch the queue notification: {err:?}");
-        }
+        let who = format!("{self:?}");
+        watch(ops, self.events.first(), &who);
     }
 }
+
+#[cfg(test)]
+#[path = "block_tests.rs"]
+mod tests;

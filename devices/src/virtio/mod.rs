@@ -15,6 +15,7 @@ mod chain;
 mod device;
 pub mod pci;
 mod rng;
+mod single_queue;
 
 pub use block::Block;
 pub use rng::Rng;

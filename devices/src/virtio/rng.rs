@@ -1,33 +1,23 @@
 //! virtio-rng (virtio 1.2 §5.4): fills every device-writable buffer with bytes from the host's
 //! getrandom(2).
 
-use std::sync::Arc;
-
 use event_manager::{EventOps, Events, MutEventSubscriber};
-use pci::DmaMemory;
-use virtio_queue::{Queue, QueueT};
+use virtio_queue::QueueT;
 use vm_memory::{Bytes, GuestAddress};
 use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::eventfd::EventFd;
 
 use super::chain::collect_chain;
-use super::device::{
-    ActivateContext, ActivateError, VirtioDevice, VirtioInterrupt, VirtioInterruptType,
-};
+use super::device::{ActivateContext, ActivateError, VirtioDevice, VirtioInterruptType};
+use super::single_queue::{ActiveQueue, watch};
 
 /// Most bytes given per buffer (a guest asking for more gets a short, honest used length).
 const MAX_PER_BUFFER: usize = 64 * 1024;
 
-struct Active {
-    mem: DmaMemory,
-    queue: Queue,
-    interrupt: Arc<dyn VirtioInterrupt>,
-}
-
 /// A virtio entropy device.
 pub struct Rng {
     events: Vec<EventFd>,
-    active: Option<Active>,
+    active: Option<ActiveQueue>,
     bytes: Vec<u8>,
 }
 
@@ -128,17 +118,9 @@ impl VirtioDevice for Rng {
 
     fn write_config(&mut self, _offset: u64, _data: &[u8]) {}
 
-    fn activate(&mut self, mut ctx: ActivateContext) -> Result<(), ActivateError> {
-        let q = ctx
-            .queues
-            .pop()
-            .filter(|q| q.index == 0)
-            .ok_or(ActivateError::MissingQueue(0))?;
-        self.active = Some(Active {
-            mem: ctx.mem,
-            queue: q.queue,
-            interrupt: ctx.interrupt,
-        });
+    fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
+        let active = ActiveQueue::from_context(ctx)?;
+        self.active = Some(active);
         self.process_queue();
         Ok(())
     }
@@ -160,10 +142,7 @@ impl MutEventSubscriber for Rng {
     }
 
     fn init(&mut self, ops: &mut EventOps) {
-        if let Some(e) = self.events.first()
-            && let Err(err) = ops.add(Events::new(e, EventSet::IN))
-        {
-            log::error!("virtio-rng: cannot watch the queue notification: {err:?}");
-        }
+        let who = format!("{self:?}");
+        watch(ops, self.events.first(), &who);
     }
 }

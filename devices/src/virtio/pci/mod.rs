@@ -543,3 +543,6 @@ impl PciDevice for VirtioPciDevice {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,381 @@
+//! virtio-blk request handling on a hand-built split ring: every request kind, every way a
+//! request can be malformed, refused DMA, and nothing done before activation or after reset.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use iommu::{DmaFault, DmaFence, DmaGuard, DmaTranslate, RequesterId, Translation};
+use pci::DeviceDma;
+use virtio_queue::{Queue, QueueT};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap, Permissions};
+
+use super::*;
+use crate::virtio::device::{ActivateContext, QueueContext, VirtioInterrupt};
+
+const DESC: u64 = 0x1000;
+const AVAIL: u64 = 0x2000;
+const USED: u64 = 0x3000;
+const HEADER: u64 = 0x4000;
+const STATUS: u64 = 0x4100;
+const DATA: u64 = 0x10000;
+const QSIZE: u16 = 16;
+const NEXT: u16 = 1;
+const WRITE: u16 = 2;
+
+#[derive(Debug, Default)]
+struct FakeInterrupt {
+    triggered: Mutex<Vec<VirtioInterruptType>>,
+    needs_reset: AtomicBool,
+}
+
+impl VirtioInterrupt for FakeInterrupt {
+    fn trigger(&self, int: VirtioInterruptType) {
+        self.triggered.lock().unwrap().push(int);
+    }
+    fn set_needs_reset(&self) {
+        self.needs_reset.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Refuses every access to one page.
+#[derive(Debug)]
+struct DenyPage(u64, DmaFence);
+
+impl DmaTranslate for DenyPage {
+    fn translate(
+        &self,
+        rid: RequesterId,
+        iova: u64,
+        _len: u64,
+        access: Permissions,
+    ) -> Result<Translation, DmaFault> {
+        let page = iova & !0xfff;
+        if page == self.0 {
+            return Err(DmaFault {
+                rid,
+                iova,
+                access: if access == Permissions::Write {
+                    "write"
+                } else {
+                    "read"
+                },
+                reason: "denied".into(),
+            });
+        }
+        Ok(Translation {
+            iova: page,
+            gpa: page,
+            len: 0x1000,
+            perms: Permissions::ReadWrite,
+        })
+    }
+    fn dma_begin(&self) -> DmaGuard<'_> {
+        self.1.enter()
+    }
+}
+
+struct Rig {
+    guest: GuestMemoryMmap,
+    block: Block,
+    interrupt: Arc<FakeInterrupt>,
+    path: std::path::PathBuf,
+    next_desc: u16,
+    avail_idx: u16,
+}
+
+fn disk(name: &str, sectors: u64) -> (File, std::path::PathBuf) {
+    let path = std::env::temp_dir().join(format!("iovmm-blk-{}-{name}", std::process::id()));
+    let mut f = File::create(&path).unwrap();
+    for s in 0..sectors {
+        f.write_all(&[s as u8; 512]).unwrap();
+    }
+    (
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap(),
+        path,
+    )
+}
+
+fn rig(name: &str, readonly: bool, translator: Option<Arc<dyn DmaTranslate>>) -> Rig {
+    let guest = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+    let (file, path) = disk(name, 64);
+    let mut block = Block::new(file, readonly, "test-disk").unwrap();
+    let mut queue = Queue::new(QSIZE).unwrap();
+    queue.set_size(QSIZE);
+    queue.set_desc_table_address(Some(DESC as u32), Some(0));
+    queue.set_avail_ring_address(Some(AVAIL as u32), Some(0));
+    queue.set_used_ring_address(Some(USED as u32), Some(0));
+    queue.set_ready(true);
+    let interrupt = Arc::new(FakeInterrupt::default());
+    let mem = DeviceDma::memory(guest.clone(), RequesterId::new(0, 0, 1, 0), translator);
+    block
+        .activate(ActivateContext {
+            mem,
+            queues: vec![QueueContext { index: 0, queue }],
+            interrupt: interrupt.clone(),
+            acked_features: 0,
+        })
+        .unwrap();
+    Rig {
+        guest,
+        block,
+        interrupt,
+        path,
+        next_desc: 0,
+        avail_idx: 0,
+    }
+}
+
+impl Rig {
+    /// Writes descriptors (addr, len, flags) chained in order and makes them available.
+    fn submit(&mut self, descs: &[(u64, u32, u16)]) -> u16 {
+        let head = self.next_desc;
+        for (i, (addr, len, flags)) in descs.iter().enumerate() {
+            let index = (u64::from(head) + i as u64) % u64::from(QSIZE);
+            let last = i + 1 == descs.len();
+            let at = DESC + index * 16;
+            self.guest.write_obj(*addr, GuestAddress(at)).unwrap();
+            self.guest.write_obj(*len, GuestAddress(at + 8)).unwrap();
+            self.guest
+                .write_obj(flags | if last { 0 } else { NEXT }, GuestAddress(at + 12))
+                .unwrap();
+            self.guest
+                .write_obj(
+                    ((index + 1) % u64::from(QSIZE)) as u16,
+                    GuestAddress(at + 14),
+                )
+                .unwrap();
+        }
+        self.next_desc = (self.next_desc + descs.len() as u16) % QSIZE;
+        self.make_available(head);
+        head
+    }
+
+    fn make_available(&mut self, head: u16) {
+        self.guest
+            .write_obj(
+                head,
+                GuestAddress(AVAIL + 4 + 2 * u64::from(self.avail_idx % QSIZE)),
+            )
+            .unwrap();
+        self.avail_idx = self.avail_idx.wrapping_add(1);
+        self.guest
+            .write_obj(self.avail_idx, GuestAddress(AVAIL + 2))
+            .unwrap();
+    }
+
+    fn header(&self, kind: u32, sector: u64) {
+        self.guest.write_obj(kind, GuestAddress(HEADER)).unwrap();
+        self.guest
+            .write_obj(0u32, GuestAddress(HEADER + 4))
+            .unwrap();
+        self.guest
+            .write_obj(sector, GuestAddress(HEADER + 8))
+            .unwrap();
+        self.guest.write_obj(0xeeu8, GuestAddress(STATUS)).unwrap();
+    }
+
+    fn run(&mut self) {
+        self.block.process_queue();
+    }
+
+    fn status(&self) -> u8 {
+        self.guest.read_obj(GuestAddress(STATUS)).unwrap()
+    }
+
+    fn used(&self, n: u16) -> (u32, u32) {
+        let at = USED + 4 + 8 * u64::from(n);
+        (
+            self.guest.read_obj(GuestAddress(at)).unwrap(),
+            self.guest.read_obj(GuestAddress(at + 4)).unwrap(),
+        )
+    }
+
+    fn used_idx(&self) -> u16 {
+        self.guest.read_obj(GuestAddress(USED + 2)).unwrap()
+    }
+
+    fn request(&mut self, kind: u32, sector: u64, data: &[(u64, u32, u16)]) -> (u8, u32) {
+        self.header(kind, sector);
+        let mut descs = vec![(HEADER, 16, 0)];
+        descs.extend_from_slice(data);
+        descs.push((STATUS, 1, WRITE));
+        let before = self.used_idx();
+        self.submit(&descs);
+        self.run();
+        assert_eq!(
+            self.used_idx(),
+            before.wrapping_add(1),
+            "request not completed"
+        );
+        (self.status(), self.used(before % QSIZE).1)
+    }
+}
+
+#[test]
+fn read_two_sectors_into_two_buffers() {
+    let mut r = rig("read", false, None);
+    let (s, used) = r.request(T_IN, 3, &[(DATA, 512, WRITE), (DATA + 0x1000, 512, WRITE)]);
+    assert_eq!((s, used), (S_OK, 1025));
+    assert_eq!(r.guest.read_obj::<u8>(GuestAddress(DATA)).unwrap(), 3);
+    assert_eq!(
+        r.guest
+            .read_obj::<u8>(GuestAddress(DATA + 0x1000 + 511))
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        *r.interrupt.triggered.lock().unwrap(),
+        vec![VirtioInterruptType::Queue(0)]
+    );
+}
+
+#[test]
+fn write_reaches_the_file_and_flush_succeeds() {
+    let mut r = rig("write", false, None);
+    r.guest
+        .write_slice(&[0xab; 1024], GuestAddress(DATA))
+        .unwrap();
+    assert_eq!(r.request(T_OUT, 10, &[(DATA, 1024, 0)]), (S_OK, 1));
+    assert_eq!(r.request(T_FLUSH, 0, &[]).0, S_OK);
+    let bytes = std::fs::read(&r.path).unwrap();
+    assert!(bytes[10 * 512..12 * 512].iter().all(|&b| b == 0xab));
+    assert_eq!(bytes[12 * 512], 12);
+}
+
+#[test]
+fn get_id_and_unsupported_requests() {
+    let mut r = rig("id", false, None);
+    assert_eq!(r.request(T_GET_ID, 0, &[(DATA, 20, WRITE)]), (S_OK, 21));
+    let mut id = [0u8; 9];
+    r.guest.read_slice(&mut id, GuestAddress(DATA)).unwrap();
+    assert_eq!(&id, b"test-disk");
+    assert_eq!(r.request(77, 0, &[(DATA, 512, WRITE)]).0, S_UNSUPP);
+}
+
+#[test]
+fn bad_requests_fail_with_ioerr_and_touch_nothing() {
+    let mut r = rig("bad", false, None);
+    r.guest
+        .write_slice(&[0x11; 512], GuestAddress(DATA))
+        .unwrap();
+    // Past the end, straddling the end, a partial sector, data of the wrong direction.
+    assert_eq!(r.request(T_IN, 64, &[(DATA, 512, WRITE)]).0, S_IOERR);
+    assert_eq!(r.request(T_IN, 63, &[(DATA, 1024, WRITE)]).0, S_IOERR);
+    assert_eq!(r.request(T_IN, u64::MAX, &[(DATA, 512, WRITE)]).0, S_IOERR);
+    assert_eq!(r.request(T_IN, 0, &[(DATA, 100, WRITE)]).0, S_IOERR);
+    assert_eq!(r.request(T_IN, 0, &[(DATA, 512, 0)]).0, S_IOERR);
+    assert_eq!(r.request(T_OUT, 0, &[(DATA, 512, WRITE)]).0, S_IOERR);
+    assert_eq!(
+        r.guest.read_obj::<u8>(GuestAddress(DATA)).unwrap(),
+        0x11,
+        "buffer untouched"
+    );
+    // A buffer outside guest memory.
+    assert_eq!(r.request(T_IN, 0, &[(0x7000_0000, 512, WRITE)]).0, S_IOERR);
+    assert!(!r.interrupt.needs_reset.load(Ordering::SeqCst));
+}
+
+#[test]
+fn read_only_disks_refuse_writes() {
+    let mut r = rig("ro", true, None);
+    assert_ne!(r.block.device_features() & F_RO, 0);
+    assert_eq!(r.request(T_OUT, 0, &[(DATA, 512, 0)]).0, S_IOERR);
+    assert_eq!(std::fs::read(&r.path).unwrap()[0], 0);
+}
+
+#[test]
+fn a_request_without_a_status_byte_completes_empty() {
+    let mut r = rig("nostatus", false, None);
+    r.header(T_IN, 0);
+    r.submit(&[(HEADER, 16, 0)]);
+    r.run();
+    assert_eq!(r.used_idx(), 1);
+    assert_eq!(r.used(0).1, 0);
+    assert_eq!(r.status(), 0xee);
+}
+
+#[test]
+fn descriptor_loops_bad_indices_and_overlong_chains_ask_for_a_reset() {
+    for case in 0..3 {
+        let mut r = rig(&format!("loop{case}"), false, None);
+        r.header(T_IN, 0);
+        match case {
+            // Descriptor 0 chains to itself.
+            0 => {
+                r.submit(&[(HEADER, 16, 0)]);
+                r.guest.write_obj(NEXT, GuestAddress(DESC + 12)).unwrap();
+                r.guest.write_obj(0u16, GuestAddress(DESC + 14)).unwrap();
+            }
+            // Descriptor 0 chains to an index beyond the table.
+            1 => {
+                r.submit(&[(HEADER, 16, 0)]);
+                r.guest.write_obj(NEXT, GuestAddress(DESC + 12)).unwrap();
+                r.guest.write_obj(999u16, GuestAddress(DESC + 14)).unwrap();
+            }
+            // More descriptors than the queue holds (the last wraps back to the first).
+            _ => {
+                let descs: Vec<(u64, u32, u16)> = (0..QSIZE).map(|_| (DATA, 512, WRITE)).collect();
+                r.submit(&descs);
+                let last = DESC + u64::from(QSIZE - 1) * 16;
+                r.guest
+                    .write_obj(NEXT | WRITE, GuestAddress(last + 12))
+                    .unwrap();
+                r.guest.write_obj(0u16, GuestAddress(last + 14)).unwrap();
+            }
+        }
+        r.run();
+        assert!(
+            r.interrupt.needs_reset.load(Ordering::SeqCst),
+            "case {case}"
+        );
+        assert_eq!(r.used_idx(), 0, "case {case}: nothing completed");
+        // A broken device processes nothing more until reset.
+        r.next_desc = 4;
+        r.request_after_break();
+    }
+}
+
+impl Rig {
+    fn request_after_break(&mut self) {
+        self.header(T_IN, 0);
+        self.submit(&[(HEADER, 16, 0), (DATA, 512, WRITE), (STATUS, 1, WRITE)]);
+        self.block.on_notification();
+        assert_eq!(self.status(), 0xee);
+    }
+}
+
+#[test]
+fn a_refused_dma_fails_the_request_and_writes_nothing() {
+    let deny = Arc::new(DenyPage(DATA, DmaFence::new()));
+    let mut r = rig("deny", false, Some(deny));
+    r.guest
+        .write_slice(&[0x22; 512], GuestAddress(DATA))
+        .unwrap();
+    assert_eq!(r.request(T_IN, 5, &[(DATA, 512, WRITE)]).0, S_IOERR);
+    assert_eq!(r.guest.read_obj::<u8>(GuestAddress(DATA)).unwrap(), 0x22);
+    assert_eq!(
+        r.request(T_IN, 5, &[(DATA + 0x1000, 512, WRITE)]).0,
+        S_OK,
+        "other pages still work"
+    );
+    assert_eq!(
+        r.guest.read_obj::<u8>(GuestAddress(DATA + 0x1000)).unwrap(),
+        5
+    );
+}
+
+#[test]
+fn nothing_is_processed_after_reset() {
+    let mut r = rig("reset", false, None);
+    r.block.reset();
+    r.header(T_IN, 0);
+    r.submit(&[(HEADER, 16, 0), (DATA, 512, WRITE), (STATUS, 1, WRITE)]);
+    r.run();
+    assert_eq!(r.used_idx(), 0);
+    assert_eq!(r.status(), 0xee);
+}
