@@ -11,8 +11,9 @@ use resources::layout::{PCI_ECAM_SIZE, PCI_MMIO32_SIZE, PCI_MMIO32_START};
 use vm_memory::GuestMemoryMmap;
 
 use crate::Error;
-use crate::device::{HostBridge, PciDevice};
+use crate::device::PciDevice;
 use crate::dma::{DeviceDma, DmaMemory};
+use crate::host_bridge::HostBridge;
 
 /// A function shared between the bus (vCPU threads) and the VMM.
 pub type SharedDevice = Arc<Mutex<dyn PciDevice>>;
@@ -35,6 +36,18 @@ impl std::fmt::Debug for PciBus {
             .field("translated", &self.translator.is_some())
             .finish()
     }
+}
+
+/// Where each memory BAR of `d` decodes now (None: absent, or memory decode off).
+fn decoded_bars(d: &dyn PciDevice) -> [Option<u64>; 6] {
+    let config = d.config();
+    let on = config.memory_enabled();
+    std::array::from_fn(|i| {
+        config
+            .bar_spec(i)
+            .and_then(|_| config.bar_address(i))
+            .filter(|_| on)
+    })
 }
 
 fn lock(d: &SharedDevice) -> std::sync::MutexGuard<'_, dyn PciDevice + 'static> {
@@ -126,8 +139,25 @@ impl PciBus {
         data: &mut [u8],
         write: Option<&[u8]>,
     ) {
-        match (self.function(bus, dev, func), write) {
-            (Some(d), Some(w)) => lock(d).config_write(reg, w),
+        // Configuration accesses are 1, 2 or 4 bytes, naturally aligned (PCI Local Bus 3.0
+        // §3.2.2.3.2; an ECAM access must not cross a dword): anything else reads all-ones and
+        // writes nothing.
+        let len = write.map_or(data.len(), <[u8]>::len);
+        let well_formed = matches!(len, 1 | 2 | 4) && reg.is_multiple_of(len);
+        let function = self.function(bus, dev, func).filter(|_| well_formed);
+        match (function, write) {
+            (Some(d), Some(w)) => {
+                let mut d = lock(d);
+                let before = decoded_bars(&*d);
+                d.config_write(reg, w);
+                let after = decoded_bars(&*d);
+                for (bar, (old, new)) in before.into_iter().zip(after).enumerate() {
+                    if old != new {
+                        log::debug!("PCI {dev:02x}.{func}: BAR{bar} {old:x?} -> {new:x?}");
+                        d.bar_relocated(bar, old, new);
+                    }
+                }
+            }
             (Some(d), None) => lock(d).config_read(reg, data),
             (None, None) => data.fill(0xff),
             (None, Some(_)) => {}
@@ -257,6 +287,7 @@ mod tests {
     struct Fake {
         config: ConfigSpace,
         last: Option<(usize, u64, Vec<u8>)>,
+        relocations: Vec<(usize, Option<u64>, Option<u64>)>,
     }
 
     impl PciDevice for Fake {
@@ -271,6 +302,9 @@ mod tests {
         }
         fn bar_write(&mut self, bar: usize, offset: u64, data: &[u8]) {
             self.last = Some((bar, offset, data.to_vec()));
+        }
+        fn bar_relocated(&mut self, bar: usize, old: Option<u64>, new: Option<u64>) {
+            self.relocations.push((bar, old, new));
         }
     }
 
@@ -288,7 +322,11 @@ mod tests {
                 prefetchable: false,
             },
         );
-        Arc::new(Mutex::new(Fake { config, last: None }))
+        Arc::new(Mutex::new(Fake {
+            config,
+            last: None,
+            relocations: Vec::new(),
+        }))
     }
 
     fn bus() -> PciBus {
@@ -351,5 +389,114 @@ mod tests {
         assert!(b.attach(1, fake(1 << 28)).is_ok());
         assert!(b.attach(2, fake(1 << 28)).is_ok());
         assert_eq!(b.attach(3, fake(1 << 28)).unwrap_err(), Error::OutOfMmio);
+    }
+
+    #[test]
+    fn config_data_port_writes_land_at_their_byte_lane() {
+        let mut b = bus();
+        b.attach(2, fake(0x1000)).unwrap();
+        // Command register (0x04) through 0xCFC, then the interrupt line (0x3c) through lane 0
+        // and a 2-byte write at lane 2 of the 0x3c dword (min_gnt/max_lat: read-only).
+        b.config_io_write(0, &(CONFIG_ENABLE | (2 << 11) | 0x04).to_le_bytes());
+        b.config_io_write(4, &2u16.to_le_bytes());
+        b.config_io_write(0, &(CONFIG_ENABLE | (2 << 11) | 0x3c).to_le_bytes());
+        b.config_io_write(4, &[0x0b]);
+        b.config_io_write(6, &0xffffu16.to_le_bytes());
+        let mut d = [0u8; 4];
+        b.ecam_read(2 << 15 | 0x04, &mut d);
+        assert_eq!(d[0] & 2, 2, "memory decode set through 0xCFC");
+        b.ecam_read(2 << 15 | 0x3c, &mut d);
+        assert_eq!(d[0], 0x0b, "interrupt line written through lane 0");
+        assert_eq!([d[2], d[3]], [0, 0], "read-only bytes at lane 2/3 kept");
+        let mut one = [0u8; 1];
+        b.config_io_read(7, &mut one);
+        assert_eq!(one[0], d[3], "a byte read at 0xCFF is register byte 3");
+        // A non-dword access to 0xCF8 does not change the address register.
+        b.config_io_write(0, &[0u8; 2]);
+        b.config_io_read(4, &mut one);
+        assert_eq!(one[0], 0x0b);
+        b.ecam_read(2 << 15 | 0x3d, &mut one);
+        assert_eq!(one[0], d[1], "ECAM byte read at an odd register");
+        let mut two = [0u8; 2];
+        b.ecam_read(2 << 15 | 0x3d, &mut two);
+        assert_eq!(two, [0xff; 2], "a misaligned word reads all-ones");
+        b.config_io_read(5, &mut two);
+        assert_eq!(two, [0xff; 2], "the same through 0xCFD");
+        b.ecam_write(2 << 15 | 0x3b, &0u16.to_le_bytes());
+        b.ecam_read(2 << 15 | 0x3c, &mut one);
+        assert_eq!(one[0], 0x0b, "a misaligned write is dropped");
+    }
+
+    #[test]
+    fn bar_moves_and_decode_changes_are_reported_to_the_function() {
+        let mut b = bus();
+        let f = fake(0x4000);
+        let placed = b.attach(1, f.clone()).unwrap();
+        let base = placed[0].1;
+        assert!(
+            f.lock().unwrap().relocations.is_empty(),
+            "decode off at attach"
+        );
+        b.ecam_write(1 << 15 | 4, &2u16.to_le_bytes());
+        b.ecam_write(1 << 15 | 0x10, &0xd000_0000u32.to_le_bytes());
+        b.ecam_write(1 << 15 | 4, &0u16.to_le_bytes());
+        assert_eq!(
+            f.lock().unwrap().relocations,
+            vec![
+                (0, None, Some(base)),
+                (0, Some(base), Some(0xd000_0000)),
+                (0, Some(0xd000_0000), None),
+            ]
+        );
+        // Sizing while decode is off is not reported.
+        b.ecam_write(1 << 15 | 0x10, &u32::MAX.to_le_bytes());
+        assert_eq!(f.lock().unwrap().relocations.len(), 3);
+    }
+
+    #[test]
+    fn hostile_accesses_anywhere_never_panic() {
+        let mut b = bus();
+        let f = fake(0x4000);
+        b.attach(1, f.clone()).unwrap();
+        b.ecam_write(1 << 15 | 4, &2u16.to_le_bytes());
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..20_000 {
+            let r = next();
+            let len = [0usize, 1, 2, 3, 4, 5, 8, 16][(r & 7) as usize];
+            let mut buf = vec![0u8; len];
+            let value = next().to_le_bytes();
+            let w: Vec<u8> = value.iter().copied().cycle().take(len).collect();
+            let port = ((r >> 3) & 0xf) as u16;
+            let ecam = (r >> 8) % (PCI_ECAM_SIZE + 0x2000);
+            let mmio = PCI_MMIO32_START
+                .wrapping_add((r >> 20) & 0xf_ffff)
+                .wrapping_sub(0x100);
+            match (r >> 60) & 7 {
+                0 => b.config_io_write(port, &w),
+                1 => b.config_io_read(port, &mut buf),
+                2 => b.ecam_write(ecam, &w),
+                3 => b.ecam_read(ecam, &mut buf),
+                4 => {
+                    b.mmio_write(mmio, &w);
+                }
+                5 => {
+                    b.mmio_read(mmio, &mut buf);
+                }
+                6 => b.ecam_write((1 << 15) | (ecam & 0xfff), &w),
+                _ => {
+                    b.mmio_read(u64::MAX - (r & 7), &mut buf);
+                }
+            }
+        }
+        // Still answering: the host bridge reads as before.
+        let mut d = [0u8; 4];
+        b.ecam_read(0, &mut d);
+        assert_eq!(u32::from_le_bytes(d), 0x29c0_8086);
     }
 }

@@ -18,6 +18,9 @@ pub const COMMAND_BUS_MASTER: u16 = 1 << 2;
 /// Command: INTx disable.
 pub const COMMAND_INTX_DISABLE: u16 = 1 << 10;
 const STATUS_CAPABILITIES: u16 = 1 << 4;
+/// Status bits that are write-1-to-clear: master/target abort, parity and system errors
+/// (bits 8, 11..15).
+const STATUS_RW1C: u16 = 0xf900;
 
 /// One memory BAR as the function declares it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +55,8 @@ pub struct Identity {
 pub struct ConfigSpace {
     bytes: [u8; CONFIG_SIZE],
     writable: [u8; CONFIG_SIZE],
+    /// Bits a guest clears by writing 1 (error bits the device sets).
+    write_one_to_clear: [u8; CONFIG_SIZE],
     bars: [Option<BarSpec>; 6],
     /// Slots holding the upper half of a 64-bit BAR.
     upper_half: [bool; 6],
@@ -65,6 +70,7 @@ impl ConfigSpace {
         let mut c = Self {
             bytes: [0; CONFIG_SIZE],
             writable: [0; CONFIG_SIZE],
+            write_one_to_clear: [0; CONFIG_SIZE],
             bars: [None; 6],
             upper_half: [false; 6],
             last_capability: None,
@@ -81,6 +87,7 @@ impl ConfigSpace {
         let command = COMMAND_MEMORY | COMMAND_BUS_MASTER | COMMAND_INTX_DISABLE | 1;
         c.set_writable(COMMAND, &command.to_le_bytes());
         c.set_writable(INTERRUPT_LINE, &[0xff]);
+        c.set_write_one_to_clear(STATUS, &STATUS_RW1C.to_le_bytes());
         c
     }
 
@@ -97,6 +104,18 @@ impl ConfigSpace {
     fn set_bytes(&mut self, at: usize, v: &[u8]) {
         if let Some(dst) = self.bytes.get_mut(at..at.saturating_add(v.len())) {
             dst.copy_from_slice(v);
+        }
+    }
+
+    /// Marks the bits of `mask` at `at` write-1-to-clear.
+    pub fn set_write_one_to_clear(&mut self, at: usize, mask: &[u8]) {
+        if let Some(dst) = self
+            .write_one_to_clear
+            .get_mut(at..at.saturating_add(mask.len()))
+        {
+            for (d, m) in dst.iter_mut().zip(mask) {
+                *d |= m;
+            }
         }
     }
 
@@ -230,10 +249,14 @@ impl ConfigSpace {
             let Some(o) = offset.checked_add(i) else {
                 return;
             };
-            let (Some(b), Some(m)) = (self.bytes.get_mut(o), self.writable.get(o)) else {
+            let (Some(b), Some(m), Some(c)) = (
+                self.bytes.get_mut(o),
+                self.writable.get(o),
+                self.write_one_to_clear.get(o),
+            ) else {
                 return;
             };
-            *b = (*b & !m) | (v & m);
+            *b = ((*b & !m) | (v & m)) & !(v & c);
         }
     }
 
@@ -347,6 +370,24 @@ mod tests {
         c.write(4, &0xffffu16.to_le_bytes());
         assert_eq!(c.command(), 0x0407);
         assert!(c.memory_enabled());
+    }
+
+    #[test]
+    fn status_error_bits_are_write_one_to_clear() {
+        let mut c = space();
+        // The device reports a received master abort (bit 13) and a signalled system error
+        // (bit 14).
+        let status = c.read_u16(0x06);
+        c.set_device_bytes(0x06, &(status | 0x6000).to_le_bytes());
+        // Writing 0 keeps them; writing 1 to bit 13 clears only that one; the read-only
+        // capabilities bit survives a write of all-ones.
+        c.write(0x06, &0u16.to_le_bytes());
+        assert_eq!(c.read_u16(0x06) & 0x6000, 0x6000);
+        c.write(0x06, &0x2000u16.to_le_bytes());
+        assert_eq!(c.read_u16(0x06) & 0x6000, 0x4000);
+        c.write(0x04, &0xffff_ffffu32.to_le_bytes());
+        assert_eq!(c.read_u16(0x06) & 0x6000, 0);
+        assert_eq!(c.read_u16(0x06) & 0x10, status & 0x10);
     }
 
     #[test]

@@ -17,36 +17,9 @@ pub trait PciDevice: Send {
     fn bar_read(&mut self, bar: usize, offset: u64, data: &mut [u8]);
     /// A write of BAR `bar` at `offset`.
     fn bar_write(&mut self, bar: usize, offset: u64, data: &[u8]);
-}
-
-/// The host bridge at 00:00.0: identity only (Intel, class "host bridge").
-#[derive(Debug)]
-pub struct HostBridge {
-    config: ConfigSpace,
-}
-
-impl Default for HostBridge {
-    fn default() -> Self {
-        Self {
-            config: ConfigSpace::new(crate::config::Identity {
-                vendor: 0x8086,
-                device: 0x29c0,
-                class: 0x06_00_00,
-                ..Default::default()
-            }),
-        }
-    }
-}
-
-impl PciDevice for HostBridge {
-    fn config(&self) -> &ConfigSpace {
-        &self.config
-    }
-    fn config_write(&mut self, offset: usize, data: &[u8]) {
-        self.config.write(offset, data);
-    }
-    fn bar_read(&mut self, _bar: usize, _offset: u64, data: &mut [u8]) {
-        data.fill(0xff);
-    }
-    fn bar_write(&mut self, _bar: usize, _offset: u64, _data: &[u8]) {}
+    /// Memory BAR `bar` now decodes at `new` instead of `old` (None: not decoded, because memory
+    /// decode is off). Called by the bus after a configuration write that moved a BAR or
+    /// switched memory decode, so that a function can follow with what it registered outside
+    /// the bus (the virtio transport's notification ioeventfds).
+    fn bar_relocated(&mut self, _bar: usize, _old: Option<u64>, _new: Option<u64>) {}
 }

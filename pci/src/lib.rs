@@ -8,11 +8,13 @@ pub mod config;
 mod device;
 pub mod dma;
 mod error;
+mod host_bridge;
 pub mod msix;
 
 pub use bus::{PciBus, SharedDevice};
 pub use config::{BarSpec, ConfigSpace, Identity};
-pub use device::{HostBridge, PciDevice};
+pub use device::PciDevice;
 pub use dma::{DeviceDma, DmaMemory};
 pub use error::Error;
+pub use host_bridge::HostBridge;
 pub use msix::{InterruptVectors, MsiMessage, Msix};

@@ -47,6 +47,9 @@ pub struct Msix {
     pending: Vec<bool>,
     enabled: bool,
     function_masked: bool,
+    /// Set once a trigger beyond the table was logged (a device bug; log it once, not per
+    /// interrupt).
+    warned_out_of_range: bool,
     vectors: Arc<dyn InterruptVectors>,
 }
 
@@ -65,6 +68,7 @@ impl Msix {
             pending: vec![false; count],
             enabled: false,
             function_masked: false,
+            warned_out_of_range: false,
             vectors,
         }
     }
@@ -240,10 +244,13 @@ impl Msix {
     pub fn trigger(&mut self, index: u16) {
         let i = usize::from(index);
         if i >= self.entries.len() {
-            log::debug!(
-                "MSI-X: vector {index} beyond the table of {}",
-                self.entries.len()
-            );
+            if !self.warned_out_of_range {
+                self.warned_out_of_range = true;
+                log::warn!(
+                    "MSI-X: vector {index} beyond the table of {}; ignored (logged once)",
+                    self.entries.len()
+                );
+            }
             return;
         }
         if self.masked(i) {

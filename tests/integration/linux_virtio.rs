@@ -1,7 +1,6 @@
-//! Boots the test kernel from an ext4 root on virtio-blk, with a second (partitioned) disk and
-//! the rng, and checks the guest's view of each device and, on the host, that the root
-//! filesystem was mounted read-write. (virtio-console is not implemented yet: the kernel log
-//! comes over the serial port.)
+//! Boots the test kernel from an ext4 root on virtio-blk, with a second (partitioned) disk, the
+//! rng and the kernel console on virtio-console (hvc0), and checks the guest's view of each
+//! device and, on the host, that the root filesystem was mounted read-write.
 
 // A test that cannot set itself up should fail loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -16,11 +15,13 @@ fn bin() -> &'static Path {
 }
 
 #[test]
-fn root_on_virtio_blk_with_partitioned_data_disk_and_rng() {
+fn root_on_virtio_blk_with_partitioned_data_disk_rng_and_hvc0_console() {
     let Some(k) = artifacts_or_skip() else { return };
     let dir = scratch_dir("linux-virtio");
     let disks = make_disks(&dir, Some(&k.init)).unwrap();
     let (mounts_before, _) = superblock_mounts(&disks.root).unwrap();
+    let console = dir.join("hvc0.log");
+    let serial = dir.join("serial.log");
     let r = boot_linux(
         bin(),
         &[
@@ -33,15 +34,25 @@ fn root_on_virtio_blk_with_partitioned_data_disk_and_rng() {
             "--disk",
             &format!("path={}", disks.data.display()),
             "--rng",
+            "--console",
+            &format!("file={}", console.display()),
+            "--serial",
+            &format!("file={}", serial.display()),
             "--cmdline",
-            "console=ttyS0 root=/dev/vda rw panic=-1",
+            "console=hvc0 root=/dev/vda rw panic=-1",
             "--timeout",
             "600",
         ],
     );
-    let log = &r.stdout;
+    // From the moment virtio-console registers hvc0, the kernel log arrives through it (and not
+    // on the serial port, which has no console).
+    let log = &std::fs::read_to_string(&console).unwrap_or_default();
+    let serial_log = std::fs::read_to_string(&serial).unwrap_or_default();
+    assert!(
+        !serial_log.contains("EXT4-fs"),
+        "the kernel log went to ttyS0\n{serial_log}"
+    );
     for line in [
-        "virtio-pci 0000:00:03.0: enabling device",
         "[vda] 65536 512-byte logical blocks",
         "[vdb] 32768 512-byte logical blocks",
         " vdb: vdb1",

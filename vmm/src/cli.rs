@@ -58,7 +58,6 @@ pub struct Cli {
 
     /// Add a virtio console (the guest's hvc0): stdio (default when given without a value),
     /// file=PATH or off. With stdio it, not the serial port, reads the terminal.
-    /// NOT IMPLEMENTED YET: iovmm refuses it and says so.
     /// Example: --console --cmdline 'console=hvc0'
     #[arg(long, value_name = "stdio|file=PATH|off", num_args = 0..=1,
           default_missing_value = "stdio", value_parser = parse_output)]
@@ -78,6 +77,13 @@ pub struct Cli {
     /// (pass-through support, default on). Example: --iommu intel,aw-bits=39,caching-mode=on
     #[arg(long, value_name = "intel[,OPTIONS]", value_parser = parse_iommu)]
     pub iommu: Option<IommuSpec>,
+
+    /// Write one line per IOMMU event (register write, command, invalidation, queued
+    /// descriptor, translation, fault) to FILE, and the unit's state (registers, root and
+    /// context entries) when the VM stops. For debugging guest IOMMU drivers; needs --iommu.
+    /// Example: --iommu intel --iommu-trace vtd.trace
+    #[arg(long, value_name = "FILE")]
+    pub iommu_trace: Option<PathBuf>,
 
     /// Stop the guest after this many seconds and exit with status 124. Example: --timeout 600
     #[arg(long, value_name = "SECONDS", value_parser = parse_timeout, allow_negative_numbers = true)]

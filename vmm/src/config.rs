@@ -59,6 +59,8 @@ pub struct VmConfig {
     pub rng: bool,
     /// The IOMMU, if any.
     pub iommu: Option<IommuSpec>,
+    /// Where IOMMU events go.
+    pub iommu_trace: Option<PathBuf>,
     /// Seconds before the guest is stopped.
     pub timeout: Option<u64>,
     /// CPU model choice.
@@ -177,6 +179,7 @@ impl VmConfig {
             disks,
             rng: cli.rng,
             iommu: cli.iommu,
+            iommu_trace: cli.iommu_trace,
             timeout: cli.timeout,
             cpu: cli.cpu,
             boot_entry: cli.boot_entry,

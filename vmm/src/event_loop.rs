@@ -30,7 +30,6 @@ pub enum InputSink {
     /// The COM1 UART.
     Serial(Arc<Mutex<SerialPort>>),
     /// A pipe read by the virtio console.
-    #[allow(dead_code)] // The virtio-console input (issue #3).
     Pipe(std::fs::File),
 }
 

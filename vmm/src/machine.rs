@@ -38,6 +38,7 @@ pub struct Machine {
     _mem: GuestMemoryMmap,
     _routing: Arc<IrqRouting>,
     vtd: Option<Arc<iommu::VtdUnit>>,
+    iommu_trace: Option<std::path::PathBuf>,
 }
 
 fn open_kvm() -> anyhow::Result<Kvm> {
@@ -121,27 +122,9 @@ fn add_legacy_devices(
     Ok(serial)
 }
 
-/// The virtio devices and the IOMMU are parsed and checked already, but the PCI bus they sit
-/// on is not built yet: say so instead of booting a guest without them.
-fn refuse_devices_not_built_yet(config: &VmConfig) -> anyhow::Result<()> {
-    let asked: Vec<&str> = [(config.console.is_some(), "--console")]
-        .into_iter()
-        .filter_map(|(given, flag)| given.then_some(flag))
-        .collect();
-    if asked.is_empty() {
-        return Ok(());
-    }
-    anyhow::bail!(
-        "{}: virtio-console is not implemented yet; leave the option out and use the serial \
-         console (--serial)",
-        asked.join(", ")
-    )
-}
-
 impl Machine {
     /// Builds everything `config` describes.
     pub fn build(config: VmConfig) -> anyhow::Result<Self> {
-        refuse_devices_not_built_yet(&config)?;
         let kvm = open_kvm()?;
         let vm = Arc::new(create_vm(&kvm, config.cpus)?);
         let mem = memory::create_guest_memory(&vm, config.memory)?;
@@ -152,11 +135,17 @@ impl Machine {
         let serial = add_legacy_devices(&mut bus, &vm, &stop, &config.serial)?;
 
         let vtd = match &config.iommu {
-            Some(spec) => Some(vtd::create(spec, &mem, routing.clone(), &mut bus)?),
+            Some(spec) => Some(vtd::create(
+                spec,
+                config.iommu_trace.as_deref(),
+                &mem,
+                routing.clone(),
+                &mut bus,
+            )?),
             None => None,
         };
         let translator = vtd.clone().map(|u| u as Arc<dyn iommu::DmaTranslate>);
-        let subscribers = pci_devices::create(&config, &mem, &routing, translator, &mut bus)?;
+        let pci = pci_devices::create(&config, &mem, &vm, &routing, translator, &mut bus)?;
         let boot = guest_boot::load(&config, &mem)?;
         let bus = Arc::new(bus);
         let mut vcpus = Vec::new();
@@ -169,17 +158,24 @@ impl Machine {
         }
 
         let mut event_loop = EventLoop::new(stop.clone())?;
-        for subscriber in subscribers {
+        for subscriber in pci.subscribers {
             event_loop.add(subscriber);
         }
-        if config.serial == Output::Stdio && config.console != Some(Output::Stdio) {
+        // The terminal feeds one console: the virtio console when it is on stdio, else COM1.
+        let terminal_input = match pci.console_input {
+            Some(pipe) => Some((InputSink::Pipe(pipe), "virtio console (hvc0)")),
+            None if config.serial == Output::Stdio => {
+                Some((InputSink::Serial(serial.clone()), "serial console"))
+            }
+            None => None,
+        };
+        if let Some((sink, name)) = terminal_input {
             let interactive = terminal::stdin_is_tty();
-            let input =
-                StdinInput::new(InputSink::Serial(serial.clone()), stop.clone(), interactive)?;
+            let input = StdinInput::new(sink, stop.clone(), interactive)?;
             event_loop.add(Arc::new(Mutex::new(input)));
             if interactive {
                 terminal::enter_raw_mode();
-                log::info!("serial console on this terminal; press Ctrl-A x to quit");
+                log::info!("{name} on this terminal; press Ctrl-A x to quit");
             }
         }
 
@@ -194,6 +190,7 @@ impl Machine {
             _mem: mem,
             _routing: routing,
             vtd,
+            iommu_trace: config.iommu_trace.clone(),
         })
     }
 
@@ -220,7 +217,7 @@ impl Machine {
             serial.flush();
         }
         if let Some(unit) = &self.vtd {
-            vtd::report(unit);
+            vtd::report(unit, self.iommu_trace.as_deref());
         }
         self.stop
             .reason()

@@ -7,16 +7,19 @@ use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use devices::virtio::pci::VirtioPciDevice;
-use devices::virtio::{Block, Rng, VirtioDevice};
+use devices::virtio::pci::{IoEventRegistry, VirtioPciDevice};
+use devices::virtio::{Block, Console, Rng, VirtioDevice};
 use iommu::{DmaTranslate, RequesterId};
+use kvm_ioctls::{IoEventAddress, NoDatamatch, VmFd};
 use pci::{DeviceDma, InterruptVectors, MsiMessage, PciBus};
 use resources::layout::{PCI_ECAM_SIZE, PCI_ECAM_START, PCI_MMIO32_SIZE, PCI_MMIO32_START};
 use resources::ports::{PCI_CONFIG_ADDRESS, pci_intx_gsi};
 use vm_device::bus::{MmioAddress, MmioAddressOffset, PioAddress, PioAddressOffset};
 use vm_device::{MutDeviceMmio, MutDevicePio};
 use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::eventfd::EventFd;
 
+use crate::cli::Output;
 use crate::config::VmConfig;
 use crate::event_loop::Subscriber;
 use crate::interrupts::{IrqRouting, MsiVector};
@@ -61,6 +64,26 @@ impl InterruptVectors for FunctionVectors {
 
     fn set_intx(&self, asserted: bool) -> std::io::Result<()> {
         self.routing.set_line(self.intx_gsi, asserted)
+    }
+}
+
+/// Queue notification addresses as KVM ioeventfds: a guest's notify write signals the queue's
+/// eventfd in the kernel, without an exit to a vCPU thread.
+#[derive(Debug)]
+struct KvmIoEvents(Arc<VmFd>);
+
+impl IoEventRegistry for KvmIoEvents {
+    fn register(&self, addr: u64, _len: u32, fd: &EventFd) -> std::io::Result<()> {
+        // No datamatch: any write size matches (kvm-ioctls then registers length 0).
+        self.0
+            .register_ioevent(fd, &IoEventAddress::Mmio(addr), NoDatamatch)
+            .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
+    }
+
+    fn unregister(&self, addr: u64, _len: u32, fd: &EventFd) -> std::io::Result<()> {
+        self.0
+            .unregister_ioevent(fd, &IoEventAddress::Mmio(addr), NoDatamatch)
+            .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
     }
 }
 
@@ -111,15 +134,41 @@ fn disk_id(path: &std::path::Path) -> String {
         .unwrap_or_else(|| "disk".into())
 }
 
-/// Builds the bus and the devices `config` names; returns the subscribers the event loop must
-/// run (one per virtio device).
+/// What the rest of the machine needs from the PCI devices.
+pub struct PciDevices {
+    /// Event-loop subscribers, one per virtio device.
+    pub subscribers: Vec<Subscriber>,
+    /// The write end of the virtio console's input pipe, when the console is on the terminal.
+    pub console_input: Option<std::fs::File>,
+}
+
+/// A pipe for terminal input to the virtio console: (read end for the device, write end for the
+/// terminal reader), both non-blocking so neither side can stall the event loop.
+fn console_pipe() -> std::io::Result<(std::fs::File, std::fs::File)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
+    Ok(unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    })
+}
+
+/// Builds the bus and the devices `config` names.
 pub fn create(
     config: &VmConfig,
     guest: &GuestMemoryMmap,
+    vm: &Arc<VmFd>,
     routing: &Arc<IrqRouting>,
     translator: Option<Arc<dyn DmaTranslate>>,
     io: &mut IoBus,
-) -> anyhow::Result<Vec<Subscriber>> {
+) -> anyhow::Result<PciDevices> {
     let mut bus = PciBus::new(guest.clone(), translator.clone());
     let mut subscribers: Vec<Subscriber> = Vec::new();
     let mut devices: Vec<NamedDevice> = Vec::new();
@@ -136,6 +185,19 @@ pub fn create(
             if disk.readonly { " (read-only)" } else { "" }
         );
         devices.push((name, block.clone(), block));
+    }
+    let mut console_input = None;
+    if let Some(out) = &config.console {
+        let output = crate::terminal::open_output(out, "--console")?;
+        let input = if *out == Output::Stdio {
+            let (read, write) = console_pipe()?;
+            console_input = Some(write);
+            Some(read)
+        } else {
+            None
+        };
+        let console = Arc::new(Mutex::new(Console::new(output, input)?));
+        devices.push(("virtio-console".into(), console.clone(), console));
     }
     if config.rng {
         let rng = Arc::new(Mutex::new(Rng::new()?));
@@ -154,8 +216,9 @@ pub fn create(
         let rid = RequesterId::new(0, 0, slot, 0);
         let dma =
             Arc::new(move || DeviceDma::memory(dma_guest.clone(), rid, dma_translator.clone()));
-        let function =
+        let mut function =
             VirtioPciDevice::new(device, vectors, dma, translator.is_some(), intx_gsi as u8)?;
+        function.set_ioevent_registry(Arc::new(KvmIoEvents(vm.clone())));
         let bars = bus.attach(slot, Arc::new(Mutex::new(function)))?;
         log::info!(
             "{name} at 00:{slot:02x}.0, BAR0 {:#x}",
@@ -179,5 +242,8 @@ pub fn create(
         PCI_MMIO32_SIZE,
         Arc::new(Mutex::new(BarWindow(bus))),
     )?;
-    Ok(subscribers)
+    Ok(PciDevices {
+        subscribers,
+        console_input,
+    })
 }

@@ -2,10 +2,14 @@
 //! the MMIO bus at `VTD_START`, its interrupts through the VM's MSI path, the DMAR table that
 //! describes it, and its counters in the log when the VM stops.
 
-use std::sync::Arc;
+use std::fs::{File, OpenOptions};
+use std::io::{LineWriter, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use boot::acpi::DmarConfig;
-use iommu::{VtdConfig, VtdUnit};
+use iommu::{VtdConfig, VtdEvent, VtdUnit};
 use resources::layout::{VTD_SIZE, VTD_START};
 use vm_device::MutDeviceMmio;
 use vm_device::bus::{MmioAddress, MmioAddressOffset};
@@ -28,9 +32,24 @@ impl MutDeviceMmio for RegisterPage {
     }
 }
 
+/// Sends every event of `unit` to `path`, one line each, flushed per line so a crash loses
+/// nothing.
+fn trace_to(unit: &VtdUnit, path: &Path) -> anyhow::Result<()> {
+    let file =
+        File::create(path).map_err(|e| anyhow::anyhow!("--iommu-trace {}: {e}", path.display()))?;
+    let out = Mutex::new(LineWriter::new(file));
+    let started = Instant::now();
+    unit.set_tracer(Some(Arc::new(move |event: &VtdEvent| {
+        let mut out = out.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = writeln!(out, "{:12.6} {event}", started.elapsed().as_secs_f64());
+    })));
+    Ok(())
+}
+
 /// Builds the unit `spec` describes and maps its registers on `bus`.
 pub fn create(
     spec: &IommuSpec,
+    trace: Option<&Path>,
     guest: &GuestMemoryMmap,
     routing: Arc<IrqRouting>,
     bus: &mut IoBus,
@@ -43,10 +62,13 @@ pub fn create(
     };
     let unit = VtdUnit::new(config, guest.clone(), routing)
         .map_err(|e| anyhow::anyhow!("--iommu: {e}"))?;
+    if let Some(path) = trace {
+        trace_to(&unit, path)?;
+    }
     bus.add_mmio(
         VTD_START,
         VTD_SIZE,
-        Arc::new(std::sync::Mutex::new(RegisterPage(unit.clone()))),
+        Arc::new(Mutex::new(RegisterPage(unit.clone()))),
     )?;
     log::info!(
         "Intel VT-d at {VTD_START:#x}: {}-bit, caching mode {}, pass-through {}, CAP {:#x} ECAP {:#x}",
@@ -74,7 +96,23 @@ pub fn dmar_config(spec: &IommuSpec) -> DmarConfig {
 
 /// One line per counter group, for the log when the VM stops. The first line's format is
 /// parsed by the tests: "VT-d: DMA translations by domain id: 1=120 2=7".
-pub fn report(unit: &VtdUnit) {
+pub fn report(unit: &VtdUnit, trace: Option<&Path>) {
+    if let Some(path) = trace {
+        unit.set_tracer(None);
+        let dump = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .and_then(|mut f| {
+                writeln!(
+                    f,
+                    "--- state when the VM stopped ---\n{}",
+                    unit.dump_state()
+                )
+            });
+        if let Err(e) = dump {
+            log::warn!("--iommu-trace {}: {e}", path.display());
+        }
+    }
     let s = unit.stats();
     let domains: Vec<String> = s
         .translations_per_domain

@@ -12,12 +12,14 @@
 
 mod block;
 mod chain;
+mod console;
 mod device;
 pub mod pci;
 mod rng;
 mod single_queue;
 
 pub use block::Block;
+pub use console::Console;
 pub use rng::Rng;
 
 pub use device::{

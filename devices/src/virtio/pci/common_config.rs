@@ -51,7 +51,6 @@ pub struct CommonConfig {
     pub driver_feature_select: u32,
     pub driver_features: u64,
     pub msix_config: u16,
-    pub config_generation: u8,
     pub queue_select: u16,
     pub queues: Vec<QueueConfig>,
 }
@@ -64,7 +63,6 @@ impl CommonConfig {
             driver_feature_select: 0,
             driver_features: 0,
             msix_config: NO_VECTOR,
-            config_generation: 0,
             queue_select: 0,
             queues: max_sizes
                 .iter()

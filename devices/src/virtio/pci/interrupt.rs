@@ -25,6 +25,9 @@ pub struct PciInterrupt {
     pub(super) isr: AtomicU8,
     pub(super) status: Arc<AtomicU8>,
     pub(super) config_vector: Mutex<u16>,
+    /// config_generation: bumped before each configuration-change interrupt, so a driver
+    /// reading the device configuration across a change sees the generation move and retries.
+    pub(super) config_generation: AtomicU8,
     pub(super) queue_vectors: Mutex<Vec<u16>>,
 }
 
@@ -60,6 +63,7 @@ impl VirtioInterrupt for PciInterrupt {
     fn trigger(&self, int: VirtioInterruptType) {
         match int {
             VirtioInterruptType::Config => {
+                self.config_generation.fetch_add(1, Ordering::SeqCst);
                 let v = *self
                     .config_vector
                     .lock()

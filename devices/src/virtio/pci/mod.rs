@@ -5,6 +5,7 @@
 
 mod common_config;
 mod interrupt;
+mod ioevent;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -14,6 +15,7 @@ use virtio_queue::{Queue, QueueT};
 use vmm_sys_util::eventfd::EventFd;
 
 pub use interrupt::{NO_VECTOR, PciInterrupt};
+pub use ioevent::{IoEventRegistry, NOTIFY_WRITE_LEN};
 
 use self::common_config::{CommonConfig, offset as cc, set_half};
 use self::interrupt::STATUS_NEEDS_RESET;
@@ -81,6 +83,9 @@ pub struct VirtioPciDevice {
     dma: DmaFactory,
     translated: bool,
     active: bool,
+    ioevents: Option<Arc<dyn IoEventRegistry>>,
+    /// Where BAR 0 decodes now (None: memory decode off); the ioeventfds sit there.
+    bar0: Option<u64>,
 }
 
 impl std::fmt::Debug for VirtioPciDevice {
@@ -174,6 +179,7 @@ impl VirtioPciDevice {
             isr: AtomicU8::new(0),
             status: status.clone(),
             config_vector: Mutex::new(NO_VECTOR),
+            config_generation: AtomicU8::new(0),
             queue_vectors: Mutex::new(Vec::new()),
         });
         Ok(Self {
@@ -190,7 +196,47 @@ impl VirtioPciDevice {
             dma,
             translated,
             active: false,
+            ioevents: None,
+            bar0: None,
         })
+    }
+
+    /// Lets the transport keep the queues' notification addresses registered as ioeventfds
+    /// wherever the guest places BAR 0 (registered when memory decode turns on, moved with the
+    /// BAR, removed when decode turns off). Without it every notification is a vCPU exit that
+    /// reaches [`PciDevice::bar_write`].
+    pub fn set_ioevent_registry(&mut self, registry: Arc<dyn IoEventRegistry>) {
+        self.ioevents = Some(registry);
+        if let Some(base) = self.bar0 {
+            self.update_ioevents(None, Some(base));
+        }
+    }
+
+    /// The guest address of queue `index`'s notification register when BAR 0 is at `base`.
+    fn notify_address(base: u64, index: usize) -> Option<u64> {
+        let off = u64::try_from(index)
+            .ok()?
+            .checked_mul(u64::from(NOTIFY_MULTIPLIER))?;
+        base.checked_add(NOTIFY_AT)?.checked_add(off)
+    }
+
+    fn update_ioevents(&self, old: Option<u64>, new: Option<u64>) {
+        let Some(registry) = &self.ioevents else {
+            return;
+        };
+        for (index, fd) in self.queue_events.iter().enumerate() {
+            if let Some(addr) = old.and_then(|b| Self::notify_address(b, index))
+                && let Err(e) = registry.unregister(addr, NOTIFY_WRITE_LEN, fd)
+            {
+                log::warn!("virtio-pci: unregistering queue {index} notify at {addr:#x}: {e}");
+            }
+            if let Some(addr) = new.and_then(|b| Self::notify_address(b, index))
+                && let Err(e) = registry.register(addr, NOTIFY_WRITE_LEN, fd)
+            {
+                // Not fatal: the write then exits to the VMM and reaches `notify`.
+                log::warn!("virtio-pci: registering queue {index} notify at {addr:#x}: {e}");
+            }
+        }
     }
 
     fn status(&self) -> u8 {
@@ -207,6 +253,7 @@ impl VirtioPciDevice {
         self.status.store(0, Ordering::SeqCst);
         self.interrupt.read_isr();
         *lock(&self.interrupt.config_vector) = NO_VECTOR;
+        self.interrupt.config_generation.store(0, Ordering::SeqCst);
         lock(&self.interrupt.queue_vectors).clear();
     }
 
@@ -322,7 +369,9 @@ impl VirtioPciDevice {
             cc::MSIX_CONFIG => u64::from(c.msix_config),
             cc::NUM_QUEUES => c.queues.len() as u64,
             cc::DEVICE_STATUS => u64::from(self.status()),
-            cc::CONFIG_GENERATION => u64::from(c.config_generation),
+            cc::CONFIG_GENERATION => {
+                u64::from(self.interrupt.config_generation.load(Ordering::SeqCst))
+            }
             cc::QUEUE_SELECT => u64::from(c.queue_select),
             cc::QUEUE_SIZE => u64::from(if c.selected().is_some() { q.size } else { 0 }),
             cc::QUEUE_MSIX_VECTOR => u64::from(if c.selected().is_some() {
@@ -437,7 +486,12 @@ impl VirtioPciDevice {
         let len = read
             .as_ref()
             .map_or_else(|| write.map_or(0, <[u8]>::len), |r| r.len()) as u64;
-        let inside = |at: u64, size: u64| offset >= at && offset + len <= at + size;
+        let inside = |at: u64, size: u64| {
+            offset >= at
+                && offset
+                    .checked_add(len)
+                    .is_some_and(|end| end <= at.saturating_add(size))
+        };
         match (read, write) {
             (Some(data), _) => {
                 data.fill(0);
@@ -523,7 +577,10 @@ impl PciDevice for VirtioPciDevice {
         }
         self.config.write(offset, data);
         let control = self.msix_cap + 2;
-        if self.msix_cap != 0 && offset < control + 2 && offset + data.len() > control {
+        if self.msix_cap != 0
+            && offset < control.saturating_add(2)
+            && offset.saturating_add(data.len()) > control
+        {
             let c = self.config.read_u16(control);
             lock(&self.msix).set_control(c);
         }
@@ -540,6 +597,13 @@ impl PciDevice for VirtioPciDevice {
     fn bar_write(&mut self, bar: usize, offset: u64, data: &[u8]) {
         if bar == 0 {
             self.bar_access(offset, None, Some(data));
+        }
+    }
+
+    fn bar_relocated(&mut self, bar: usize, old: Option<u64>, new: Option<u64>) {
+        if bar == 0 {
+            self.bar0 = new;
+            self.update_ioevents(old, new);
         }
     }
 }

@@ -55,7 +55,7 @@ impl VirtioDevice for Dummy {
         &self.events
     }
     fn read_config(&self, offset: u64, data: &mut [u8]) {
-        data.fill(offset as u8 + 0x40);
+        data.fill((offset as u8).wrapping_add(0x40));
     }
     fn write_config(&mut self, _offset: u64, _data: &[u8]) {}
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
@@ -70,6 +70,8 @@ impl VirtioDevice for Dummy {
 
 struct Rig {
     dev: VirtioPciDevice,
+    /// A clone of queue 1's notification eventfd.
+    queue_event_1: EventFd,
     vectors: Arc<Vectors>,
     activated: Activation,
     resets: Arc<AtomicBool>,
@@ -84,6 +86,7 @@ fn rig(translated: bool) -> Rig {
         activated: activated.clone(),
         resets: resets.clone(),
     };
+    let queue_event_1 = dummy.events[1].try_clone().unwrap();
     let vectors = Arc::new(Vectors::default());
     let dma: DmaFactory =
         Arc::new(move || DeviceDma::memory(guest.clone(), RequesterId::new(0, 0, 1, 0), None));
@@ -97,6 +100,7 @@ fn rig(translated: bool) -> Rig {
     .unwrap();
     Rig {
         dev,
+        queue_event_1,
         vectors,
         activated,
         resets,
@@ -234,14 +238,30 @@ fn driver_ok_activates_with_the_enabled_queues_and_interrupts_follow_msix_or_int
         .bar_write(0, MSIX_TABLE_AT + 16 + 12, &0u32.to_le_bytes());
     interrupt.trigger(VirtioInterruptType::Queue(0));
     assert_eq!(*r.vectors.fired.lock().unwrap(), vec![1]);
-    // needs_reset sets the status bit; writing 0 resets device and transport.
+    // needs_reset sets the status bit and raises the config interrupt (no vector chosen:
+    // nothing fires) after moving config_generation.
+    assert_eq!(r.r(cc::CONFIG_GENERATION, 1), 0);
     interrupt.set_needs_reset();
     assert_ne!(r.status() & STATUS_NEEDS_RESET, 0);
+    assert_eq!(r.r(cc::CONFIG_GENERATION, 1), 1);
+    assert_eq!(*r.vectors.fired.lock().unwrap(), vec![1]);
+    r.w(cc::MSIX_CONFIG, 2, 2);
+    r.dev
+        .bar_write(0, MSIX_TABLE_AT + 2 * 16 + 12, &0u32.to_le_bytes());
+    interrupt.trigger(VirtioInterruptType::Config);
+    assert_eq!(
+        *r.vectors.fired.lock().unwrap(),
+        vec![1, 2],
+        "config -> msix_config"
+    );
+    assert_eq!(r.r(cc::CONFIG_GENERATION, 1), 2);
     r.w(cc::DEVICE_STATUS, 0, 1);
     assert_eq!(r.status(), 0);
     assert!(r.resets.load(Ordering::SeqCst));
     r.w(cc::QUEUE_SELECT, 0, 2);
     assert_eq!(r.r(cc::QUEUE_ENABLE, 2), 0);
+    assert_eq!(r.r(cc::QUEUE_MSIX_VECTOR, 2), u64::from(NO_VECTOR));
+    assert_eq!(r.r(cc::CONFIG_GENERATION, 1), 0);
 }
 
 #[test]
@@ -263,4 +283,170 @@ fn notify_writes_the_queue_eventfd_and_device_config_is_forwarded() {
     r.w(NOTIFY_AT + 4, 1, 2);
     assert_eq!(r.dev.queue_events[1].read().unwrap(), 1);
     assert_eq!(r.r(DEVICE_AT + 2, 1), 0x42);
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    /// (register?, address, len) in call order.
+    calls: Mutex<Vec<(bool, u64, u32)>>,
+}
+
+impl IoEventRegistry for Registry {
+    fn register(&self, addr: u64, len: u32, _fd: &EventFd) -> std::io::Result<()> {
+        self.calls.lock().unwrap().push((true, addr, len));
+        Ok(())
+    }
+    fn unregister(&self, addr: u64, len: u32, _fd: &EventFd) -> std::io::Result<()> {
+        self.calls.lock().unwrap().push((false, addr, len));
+        Ok(())
+    }
+}
+
+#[test]
+fn notify_ioeventfds_follow_memory_decode_and_bar_moves_on_the_bus() {
+    let mut r = rig(false);
+    let registry = Arc::new(Registry::default());
+    r.dev.set_ioevent_registry(registry.clone());
+    let guest = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+    let mut bus = pci::PciBus::new(guest, None);
+    let placed = bus.attach(1, Arc::new(Mutex::new(r.dev))).unwrap();
+    let base = placed[0].1;
+    assert!(registry.calls.lock().unwrap().is_empty(), "decode off");
+    let ecam = |reg: u64| (1u64 << 15) | reg;
+    bus.ecam_write(ecam(4), &2u16.to_le_bytes());
+    let notify = |b: u64, q: u64| b + NOTIFY_AT + 4 * q;
+    assert_eq!(
+        *registry.calls.lock().unwrap(),
+        vec![(true, notify(base, 0), 2), (true, notify(base, 1), 2)]
+    );
+    registry.calls.lock().unwrap().clear();
+    // The guest moves the 64-bit BAR (low dword only, decode left on).
+    bus.ecam_write(ecam(0x10), &0xd000_0000u32.to_le_bytes());
+    let moved = 0xd000_0000 | (base & !0xffff_ffff);
+    assert_eq!(
+        *registry.calls.lock().unwrap(),
+        vec![
+            (false, notify(base, 0), 2),
+            (true, notify(moved, 0), 2),
+            (false, notify(base, 1), 2),
+            (true, notify(moved, 1), 2),
+        ]
+    );
+    registry.calls.lock().unwrap().clear();
+    bus.ecam_write(ecam(4), &0u16.to_le_bytes());
+    assert_eq!(
+        *registry.calls.lock().unwrap(),
+        vec![(false, notify(moved, 0), 2), (false, notify(moved, 1), 2)]
+    );
+    // A notify write that reaches the transport (no ioeventfd) still signals the queue.
+    bus.ecam_write(ecam(4), &2u16.to_le_bytes());
+    assert!(bus.mmio_write(notify(moved, 1), &1u16.to_le_bytes()));
+    assert_eq!(r.queue_event_1.read().unwrap(), 1);
+}
+
+#[test]
+fn read_only_fields_ignore_writes_and_queues_lock_after_driver_ok() {
+    let mut r = rig(false);
+    r.w(cc::NUM_QUEUES, 9, 2);
+    r.w(cc::DEVICE_FEATURE, 0, 4);
+    r.w(cc::CONFIG_GENERATION, 7, 1);
+    r.w(cc::QUEUE_SELECT, 1, 2);
+    r.w(cc::QUEUE_NOTIFY_OFF, 5, 2);
+    r.w(ISR_AT, 3, 1);
+    assert_eq!(r.r(cc::NUM_QUEUES, 2), 2);
+    assert_eq!(r.r(cc::DEVICE_FEATURE, 4), 1 << 9);
+    assert_eq!(r.r(cc::CONFIG_GENERATION, 1), 0);
+    assert_eq!(
+        r.r(cc::QUEUE_NOTIFY_OFF, 2),
+        1,
+        "queue 1 notifies at offset 1 * 4"
+    );
+    assert_eq!(r.r(ISR_AT, 1), 0);
+    // A 2-byte write to a 4-byte field is refused whole.
+    r.w(cc::DRIVER_FEATURE, 0xffff, 2);
+    assert_eq!(r.r(cc::DRIVER_FEATURE, 4), 0);
+    // After DRIVER_OK the queue's size and addresses are frozen.
+    assert!(r.negotiate(VIRTIO_F_VERSION_1));
+    r.setup_queue(0, 0x1000);
+    r.w(cc::DEVICE_STATUS, 3 | 8 | 4, 1);
+    r.w(cc::QUEUE_SELECT, 0, 2);
+    r.w(cc::QUEUE_SIZE, 2, 2);
+    r.w(cc::QUEUE_DESC, 0x8000, 8);
+    assert_eq!(r.r(cc::QUEUE_SIZE, 2), 8);
+    assert_eq!(r.r(cc::QUEUE_DESC, 8), 0x1000);
+    // FEATURES_OK set: the driver can no longer change its features.
+    r.w(cc::DRIVER_FEATURE_SELECT, 0, 4);
+    r.w(cc::DRIVER_FEATURE, 1 << 9, 4);
+    assert_eq!(r.r(cc::DRIVER_FEATURE, 4), 0);
+}
+
+#[test]
+fn the_pci_cfg_window_reaches_the_bar() {
+    let mut r = rig(false);
+    let cap = r.dev.pci_cfg_cap;
+    assert_ne!(cap, 0);
+    r.dev.config_write(cap + 4, &[0]);
+    r.dev
+        .config_write(cap + 8, &(cc::NUM_QUEUES as u32).to_le_bytes());
+    r.dev.config_write(cap + 12, &2u32.to_le_bytes());
+    let mut d = [0u8; 2];
+    r.dev.config_read(cap + 16, &mut d);
+    assert_eq!(u16::from_le_bytes(d), 2, "num_queues through the window");
+    // Writes go through too: device_status = ACKNOWLEDGE.
+    r.dev
+        .config_write(cap + 8, &(cc::DEVICE_STATUS as u32).to_le_bytes());
+    r.dev.config_write(cap + 12, &1u32.to_le_bytes());
+    r.dev.config_write(cap + 16, &[1]);
+    assert_eq!(r.status(), 1);
+    // A bad BAR or length in the capability: the window does nothing.
+    r.dev.config_write(cap + 4, &[3]);
+    r.dev.config_write(cap + 16, &[0]);
+    assert_eq!(r.status(), 1);
+    // Offsets far outside the BAR are harmless.
+    r.dev.config_write(cap + 4, &[0]);
+    r.dev.config_write(cap + 8, &u32::MAX.to_le_bytes());
+    r.dev.config_write(cap + 12, &4u32.to_le_bytes());
+    r.dev.config_read(cap + 16, &mut d);
+    r.dev.config_write(cap + 16, &[0xff; 4]);
+}
+
+#[test]
+fn hostile_bar_and_config_accesses_never_panic() {
+    let mut r = rig(true);
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..50_000 {
+        let x = next();
+        let len = [0usize, 1, 2, 3, 4, 5, 8, 16][(x & 7) as usize];
+        let value: Vec<u8> = next()
+            .to_le_bytes()
+            .iter()
+            .copied()
+            .cycle()
+            .take(len)
+            .collect();
+        let mut buf = vec![0u8; len];
+        // Mostly inside the BAR (and the config space), sometimes far beyond.
+        let bar_off = if x & (1 << 10) == 0 {
+            (x >> 11) % BAR_SIZE
+        } else {
+            x >> 11
+        };
+        let cfg_off = ((x >> 40) % 0x1100) as usize;
+        match (x >> 61) & 3 {
+            0 => r.dev.bar_write((x >> 4 & 7) as usize, bar_off, &value),
+            1 => r.dev.bar_read((x >> 4 & 7) as usize, bar_off, &mut buf),
+            2 => r.dev.config_write(cfg_off, &value),
+            _ => r.dev.config_read(cfg_off, &mut buf),
+        }
+    }
+    // Still a virtio device that answers and resets.
+    r.w(cc::DEVICE_STATUS, 0, 1);
+    assert_eq!(r.status(), 0);
+    assert_eq!(r.dev.config().read_u32(0), 0x1042_1af4);
 }
