@@ -122,7 +122,10 @@ fn a_dma_the_iommu_denies_is_recorded_with_reason_and_source_and_the_vm_keeps_ru
     let dir = scratch_dir("vtd-fault");
     let disk = patterned_disk(&dir);
     let kernel = guest("vtd_fault");
+    let trace = dir.join("vtd.trace");
     let r = iovmm(&[
+        "--iommu-trace",
+        trace.to_str().unwrap(),
         "--kernel",
         kernel.to_str().unwrap(),
         "--memory",
@@ -136,4 +139,23 @@ fn a_dma_the_iommu_denies_is_recorded_with_reason_and_source_and_the_vm_keeps_ru
     ]);
     assert_eq!(r.status, Some(0), "{}", r.transcript());
     assert!(r.stdout.contains("vtd-fault: OK"), "{}", r.transcript());
+    // The trace shows the guest programming the unit, the fault, and the state at exit.
+    let t = std::fs::read_to_string(&trace).unwrap();
+    for line in [
+        "write64 RTADDR@0x020",
+        "gcmd SRTP",
+        "register invalidation context-global",
+        "fault write sid=00:01.0",
+        "[fault reason 0x05] PTE Write access is not set",
+        "did=7",
+        "--- state when the VM stopped ---",
+        "00:01.0 did=7 tt=0 aw=1",
+    ] {
+        assert!(t.contains(line), "trace lacks '{line}'\n{t}");
+    }
+    assert!(
+        r.stderr.contains("VT-d: DMA translations by domain id: 7="),
+        "{}",
+        r.transcript()
+    );
 }
