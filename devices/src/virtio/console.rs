@@ -294,3 +294,121 @@ impl MutEventSubscriber for Console {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use iommu::RequesterId;
+    use pci::DeviceDma;
+    use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+    use super::*;
+    use crate::virtio::device::{QueueContext, VirtioInterrupt};
+    use crate::virtio::test_ring::{TestRing, WRITE};
+
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[derive(Debug, Default)]
+    struct Irq(Mutex<Vec<VirtioInterruptType>>);
+    impl VirtioInterrupt for Irq {
+        fn trigger(&self, int: VirtioInterruptType) {
+            self.0.lock().unwrap().push(int);
+        }
+        fn set_needs_reset(&self) {}
+    }
+
+    fn pipe() -> (File, File) {
+        use std::os::fd::FromRawFd;
+        let mut fds = [0i32; 2];
+        // SAFETY: `fds` has room for the two descriptors.
+        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK) };
+        assert_eq!(rc, 0);
+        // SAFETY: both descriptors are open and owned by nobody else.
+        unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) }
+    }
+
+    #[test]
+    fn output_in_order_and_input_waits_for_receive_buffers() {
+        let guest = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+        let mut rx = TestRing::new(&guest, 0x1_0000, 8);
+        let mut tx = TestRing::new(&guest, 0x2_0000, 8);
+        let out = Sink::default();
+        let (read_end, mut write_end) = pipe();
+        let mut c = Console::new(Box::new(out.clone()), Some(read_end)).unwrap();
+        let irq = Arc::new(Irq::default());
+        c.activate(ActivateContext {
+            mem: DeviceDma::memory(guest.clone(), RequesterId::new(0, 0, 3, 0), None),
+            queues: vec![
+                QueueContext {
+                    index: 0,
+                    queue: rx.queue(),
+                },
+                QueueContext {
+                    index: 1,
+                    queue: tx.queue(),
+                },
+            ],
+            interrupt: irq.clone(),
+            acked_features: 0,
+        })
+        .unwrap();
+
+        guest.write_slice(b"hello ", GuestAddress(0x5000)).unwrap();
+        guest.write_slice(b"world", GuestAddress(0x6000)).unwrap();
+        tx.submit(&[(0x5000, 6, 0), (0x6000, 5, 0)]);
+        c.serve();
+        assert_eq!(&*out.0.lock().unwrap(), b"hello world");
+        assert_eq!(tx.used_idx(), 1);
+
+        // Typed input with no receive buffer yet is held...
+        write_end.write_all(b"ls\n").unwrap();
+        assert!(c.read_input());
+        c.serve();
+        assert_eq!(rx.used_idx(), 0);
+        // ...and delivered into the next buffers, split across them.
+        rx.submit(&[(0x7000, 2, WRITE)]);
+        rx.submit(&[(0x7100, 64, WRITE)]);
+        c.serve();
+        assert_eq!(rx.used_idx(), 2);
+        assert_eq!((rx.used(0).1, rx.used(1).1), (2, 1));
+        let mut got = [0u8; 3];
+        guest
+            .read_slice(&mut got[..2], GuestAddress(0x7000))
+            .unwrap();
+        guest
+            .read_slice(&mut got[2..], GuestAddress(0x7100))
+            .unwrap();
+        assert_eq!(&got, b"ls\n");
+        assert!(
+            irq.0
+                .lock()
+                .unwrap()
+                .contains(&VirtioInterruptType::Queue(0))
+        );
+        // End of input: stop reading it.
+        drop(write_end);
+        assert!(!c.read_input());
+    }
+
+    #[test]
+    fn emergency_write_goes_straight_out() {
+        let out = Sink::default();
+        let mut c = Console::new(Box::new(out.clone()), None).unwrap();
+        assert_ne!(c.device_features() & F_EMERG_WRITE, 0);
+        c.write_config(EMERG_WR_OFFSET, &[b'!', 0, 0, 0]);
+        c.write_config(0, b"x");
+        assert_eq!(&*out.0.lock().unwrap(), b"!");
+    }
+}

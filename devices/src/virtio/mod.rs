@@ -17,6 +17,8 @@ mod device;
 pub mod pci;
 mod rng;
 mod single_queue;
+#[cfg(test)]
+mod test_ring;
 
 pub use block::Block;
 pub use console::Console;
