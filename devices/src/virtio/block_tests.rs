@@ -7,21 +7,17 @@ use std::sync::{Arc, Mutex};
 
 use iommu::{DmaFault, DmaFence, DmaGuard, DmaTranslate, RequesterId, Translation};
 use pci::DeviceDma;
-use virtio_queue::{Queue, QueueT};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap, Permissions};
 
 use super::*;
 use crate::virtio::device::{ActivateContext, QueueContext, VirtioInterrupt};
+use crate::virtio::test_ring::{NEXT, TestRing, WRITE};
 
 const DESC: u64 = 0x1000;
-const AVAIL: u64 = 0x2000;
-const USED: u64 = 0x3000;
 const HEADER: u64 = 0x4000;
 const STATUS: u64 = 0x4100;
 const DATA: u64 = 0x10000;
 const QSIZE: u16 = 16;
-const NEXT: u16 = 1;
-const WRITE: u16 = 2;
 
 #[derive(Debug, Default)]
 struct FakeInterrupt {
@@ -80,8 +76,7 @@ struct Rig {
     block: Block,
     interrupt: Arc<FakeInterrupt>,
     path: std::path::PathBuf,
-    next_desc: u16,
-    avail_idx: u16,
+    ring: TestRing,
 }
 
 fn disk(name: &str, sectors: u64) -> (File, std::path::PathBuf) {
@@ -104,12 +99,8 @@ fn rig(name: &str, readonly: bool, translator: Option<Arc<dyn DmaTranslate>>) ->
     let guest = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
     let (file, path) = disk(name, 64);
     let mut block = Block::new(file, readonly, "test-disk").unwrap();
-    let mut queue = Queue::new(QSIZE).unwrap();
-    queue.set_size(QSIZE);
-    queue.set_desc_table_address(Some(DESC as u32), Some(0));
-    queue.set_avail_ring_address(Some(AVAIL as u32), Some(0));
-    queue.set_used_ring_address(Some(USED as u32), Some(0));
-    queue.set_ready(true);
+    let ring = TestRing::new(&guest, DESC, QSIZE);
+    let queue = ring.queue();
     let interrupt = Arc::new(FakeInterrupt::default());
     let mem = DeviceDma::memory(guest.clone(), RequesterId::new(0, 0, 1, 0), translator);
     block
@@ -125,47 +116,13 @@ fn rig(name: &str, readonly: bool, translator: Option<Arc<dyn DmaTranslate>>) ->
         block,
         interrupt,
         path,
-        next_desc: 0,
-        avail_idx: 0,
+        ring,
     }
 }
 
 impl Rig {
-    /// Writes descriptors (addr, len, flags) chained in order and makes them available.
-    fn submit(&mut self, descs: &[(u64, u32, u16)]) -> u16 {
-        let head = self.next_desc;
-        for (i, (addr, len, flags)) in descs.iter().enumerate() {
-            let index = (u64::from(head) + i as u64) % u64::from(QSIZE);
-            let last = i + 1 == descs.len();
-            let at = DESC + index * 16;
-            self.guest.write_obj(*addr, GuestAddress(at)).unwrap();
-            self.guest.write_obj(*len, GuestAddress(at + 8)).unwrap();
-            self.guest
-                .write_obj(flags | if last { 0 } else { NEXT }, GuestAddress(at + 12))
-                .unwrap();
-            self.guest
-                .write_obj(
-                    ((index + 1) % u64::from(QSIZE)) as u16,
-                    GuestAddress(at + 14),
-                )
-                .unwrap();
-        }
-        self.next_desc = (self.next_desc + descs.len() as u16) % QSIZE;
-        self.make_available(head);
-        head
-    }
-
-    fn make_available(&mut self, head: u16) {
-        self.guest
-            .write_obj(
-                head,
-                GuestAddress(AVAIL + 4 + 2 * u64::from(self.avail_idx % QSIZE)),
-            )
-            .unwrap();
-        self.avail_idx = self.avail_idx.wrapping_add(1);
-        self.guest
-            .write_obj(self.avail_idx, GuestAddress(AVAIL + 2))
-            .unwrap();
+    fn submit(&mut self, descs: &[(u64, u32, u16)]) {
+        self.ring.submit(descs);
     }
 
     fn header(&self, kind: u32, sector: u64) {
@@ -188,15 +145,11 @@ impl Rig {
     }
 
     fn used(&self, n: u16) -> (u32, u32) {
-        let at = USED + 4 + 8 * u64::from(n);
-        (
-            self.guest.read_obj(GuestAddress(at)).unwrap(),
-            self.guest.read_obj(GuestAddress(at + 4)).unwrap(),
-        )
+        self.ring.used(n)
     }
 
     fn used_idx(&self) -> u16 {
-        self.guest.read_obj(GuestAddress(USED + 2)).unwrap()
+        self.ring.used_idx()
     }
 
     fn request(&mut self, kind: u32, sector: u64, data: &[(u64, u32, u16)]) -> (u8, u32) {
@@ -335,7 +288,7 @@ fn descriptor_loops_bad_indices_and_overlong_chains_ask_for_a_reset() {
         );
         assert_eq!(r.used_idx(), 0, "case {case}: nothing completed");
         // A broken device processes nothing more until reset.
-        r.next_desc = 4;
+        r.ring.skip_to(4);
         r.request_after_break();
     }
 }
