@@ -20,6 +20,10 @@ const QUEUE_SIZE: u16 = 256;
 const SEG_MAX: u32 = 126;
 /// Largest request data accepted (bounds the bounce buffer).
 const MAX_REQUEST: u64 = 4 << 20;
+/// Largest segment the driver may use (config size_max): with SEG_MAX segments a request can
+/// never exceed MAX_REQUEST, so a guest that raises max_sectors_kb still sees no I/O errors.
+const SIZE_MAX: u32 = 32 << 10;
+const _: () = assert!(SEG_MAX as u64 * SIZE_MAX as u64 <= MAX_REQUEST);
 
 const F_SIZE_MAX: u64 = 1 << 1;
 const F_SEG_MAX: u64 = 1 << 2;
@@ -72,7 +76,7 @@ impl Block {
         // Config: capacity (u64), size_max (u32), seg_max (u32), geometry (4), blk_size (u32).
         let mut config = Vec::with_capacity(24);
         config.extend_from_slice(&sectors.to_le_bytes());
-        config.extend_from_slice(&(MAX_REQUEST as u32).to_le_bytes());
+        config.extend_from_slice(&SIZE_MAX.to_le_bytes());
         config.extend_from_slice(&SEG_MAX.to_le_bytes());
         config.extend_from_slice(&[0; 4]);
         config.extend_from_slice(&(SECTOR as u32).to_le_bytes());

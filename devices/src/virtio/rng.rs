@@ -19,6 +19,8 @@ pub struct Rng {
     events: Vec<EventFd>,
     active: Option<ActiveQueue>,
     bytes: Vec<u8>,
+    /// A bad request was logged already (a hostile guest must not flood the log).
+    warned: bool,
 }
 
 impl std::fmt::Debug for Rng {
@@ -47,6 +49,7 @@ impl Rng {
             events: vec![EventFd::new(libc::EFD_NONBLOCK)?],
             active: None,
             bytes: Vec::new(),
+            warned: false,
         })
     }
 
@@ -65,19 +68,35 @@ impl Rng {
                 break;
             };
             let mut written = 0u32;
-            for b in bufs.iter().filter(|b| b.writable) {
-                let len = (b.len as usize).min(MAX_PER_BUFFER);
-                self.bytes.resize(len, 0);
-                if !fill_random(&mut self.bytes)
-                    || active
-                        .mem
-                        .write_slice(&self.bytes, GuestAddress(b.addr))
-                        .is_err()
-                {
-                    log::warn!("virtio-rng: buffer at {:#x} unreachable", b.addr);
-                    break;
+            if bufs.iter().any(|b| !b.writable) {
+                // The device only writes; a device-readable buffer means a confused or hostile
+                // driver. Complete the request empty rather than guess what it meant.
+                if !self.warned {
+                    self.warned = true;
+                    log::warn!("virtio-rng: request with a device-readable buffer (logged once)");
                 }
-                written += len as u32;
+            } else {
+                for b in &bufs {
+                    let len = (b.len as usize).min(MAX_PER_BUFFER);
+                    self.bytes.resize(len, 0);
+                    if !fill_random(&mut self.bytes)
+                        || active
+                            .mem
+                            .write_slice(&self.bytes, GuestAddress(b.addr))
+                            .is_err()
+                    {
+                        if !self.warned {
+                            self.warned = true;
+                            log::warn!(
+                                "virtio-rng: buffer at {:#x} unreachable (logged once)",
+                                b.addr
+                            );
+                        }
+                        break;
+                    }
+                    // At most 256 buffers of at most 64 KiB each: no overflow.
+                    written = written.saturating_add(len as u32);
+                }
             }
             if active.queue.add_used(&active.mem, head, written).is_err() {
                 active.interrupt.set_needs_reset();
@@ -146,3 +165,7 @@ impl MutEventSubscriber for Rng {
         watch(ops, self.events.first(), &who);
     }
 }
+
+#[cfg(test)]
+#[path = "rng_tests.rs"]
+mod tests;
