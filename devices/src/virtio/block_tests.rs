@@ -2,37 +2,22 @@
 //! request can be malformed, refused DMA, and nothing done before activation or after reset.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use iommu::{DmaFault, DmaFence, DmaGuard, DmaTranslate, RequesterId, Translation};
 use pci::DeviceDma;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap, Permissions};
 
 use super::*;
-use crate::virtio::device::{ActivateContext, QueueContext, VirtioInterrupt};
-use crate::virtio::test_ring::{NEXT, TestRing, WRITE};
+use crate::virtio::device::{ActivateContext, QueueContext};
+use crate::virtio::test_ring::{FakeInterrupt, NEXT, TestRing, WRITE};
 
 const DESC: u64 = 0x1000;
 const HEADER: u64 = 0x4000;
 const STATUS: u64 = 0x4100;
 const DATA: u64 = 0x10000;
 const QSIZE: u16 = 16;
-
-#[derive(Debug, Default)]
-struct FakeInterrupt {
-    triggered: Mutex<Vec<VirtioInterruptType>>,
-    needs_reset: AtomicBool,
-}
-
-impl VirtioInterrupt for FakeInterrupt {
-    fn trigger(&self, int: VirtioInterruptType) {
-        self.triggered.lock().unwrap().push(int);
-    }
-    fn set_needs_reset(&self) {
-        self.needs_reset.store(true, Ordering::SeqCst);
-    }
-}
 
 /// Refuses every access to one page.
 #[derive(Debug)]

@@ -305,8 +305,8 @@ mod tests {
     use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
     use super::*;
-    use crate::virtio::device::{QueueContext, VirtioInterrupt};
-    use crate::virtio::test_ring::{TestRing, WRITE};
+    use crate::virtio::device::QueueContext;
+    use crate::virtio::test_ring::{FakeInterrupt, TestRing, WRITE};
 
     #[derive(Clone, Default)]
     struct Sink(Arc<Mutex<Vec<u8>>>);
@@ -318,15 +318,6 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
-    }
-
-    #[derive(Debug, Default)]
-    struct Irq(Mutex<Vec<VirtioInterruptType>>);
-    impl VirtioInterrupt for Irq {
-        fn trigger(&self, int: VirtioInterruptType) {
-            self.0.lock().unwrap().push(int);
-        }
-        fn set_needs_reset(&self) {}
     }
 
     fn pipe() -> (File, File) {
@@ -347,7 +338,7 @@ mod tests {
         let out = Sink::default();
         let (read_end, mut write_end) = pipe();
         let mut c = Console::new(Box::new(out.clone()), Some(read_end)).unwrap();
-        let irq = Arc::new(Irq::default());
+        let irq = Arc::new(FakeInterrupt::default());
         c.activate(ActivateContext {
             mem: DeviceDma::memory(guest.clone(), RequesterId::new(0, 0, 3, 0), None),
             queues: vec![
@@ -392,7 +383,7 @@ mod tests {
             .unwrap();
         assert_eq!(&got, b"ls\n");
         assert!(
-            irq.0
+            irq.triggered
                 .lock()
                 .unwrap()
                 .contains(&VirtioInterruptType::Queue(0))

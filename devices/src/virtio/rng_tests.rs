@@ -2,35 +2,20 @@
 //! readable buffers and unreachable addresses refused, broken chains asking for a reset, nothing
 //! served after reset.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use iommu::RequesterId;
 use pci::DeviceDma;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::*;
-use crate::virtio::device::{QueueContext, VirtioInterrupt};
-use crate::virtio::test_ring::{NEXT, TestRing, WRITE};
+use crate::virtio::device::QueueContext;
+use crate::virtio::test_ring::{FakeInterrupt, NEXT, TestRing, WRITE};
 
 const DESC: u64 = 0x1000;
 const BUF: u64 = 0x10000;
 const QSIZE: u16 = 16;
-
-#[derive(Debug, Default)]
-struct FakeInterrupt {
-    triggered: Mutex<Vec<VirtioInterruptType>>,
-    needs_reset: AtomicBool,
-}
-
-impl VirtioInterrupt for FakeInterrupt {
-    fn trigger(&self, int: VirtioInterruptType) {
-        self.triggered.lock().unwrap().push(int);
-    }
-    fn set_needs_reset(&self) {
-        self.needs_reset.store(true, Ordering::SeqCst);
-    }
-}
 
 fn rig() -> (GuestMemoryMmap, Rng, TestRing, Arc<FakeInterrupt>) {
     let guest = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();

@@ -1,8 +1,14 @@
-//! A split virtqueue laid out by hand in guest memory, for device tests: descriptors chained in
-//! order, made available one chain at a time, and the used ring read back.
+//! Device test support: a split virtqueue laid out by hand in guest memory (descriptors chained
+//! in order, made available one chain at a time, the used ring read back), and an interrupt
+//! handle that records what the device signalled.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+use super::device::{VirtioInterrupt, VirtioInterruptType};
 
 pub(crate) const NEXT: u16 = 1;
 pub(crate) const WRITE: u16 = 2;
@@ -84,5 +90,21 @@ impl TestRing {
             self.guest.read_obj(GuestAddress(at)).unwrap(),
             self.guest.read_obj(GuestAddress(at + 4)).unwrap(),
         )
+    }
+}
+
+/// Records every interrupt and whether the device asked for a reset.
+#[derive(Debug, Default)]
+pub(crate) struct FakeInterrupt {
+    pub(crate) triggered: Mutex<Vec<VirtioInterruptType>>,
+    pub(crate) needs_reset: AtomicBool,
+}
+
+impl VirtioInterrupt for FakeInterrupt {
+    fn trigger(&self, int: VirtioInterruptType) {
+        self.triggered.lock().unwrap().push(int);
+    }
+    fn set_needs_reset(&self) {
+        self.needs_reset.store(true, Ordering::SeqCst);
     }
 }
